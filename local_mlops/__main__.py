@@ -1,0 +1,3 @@
+from local_mlops.cli.app import main
+
+main()

@@ -1,0 +1,121 @@
+"""Dev environment commands: ``up``, ``down``, ``status``, ``doctor``, ``build``."""
+
+from __future__ import annotations
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from local_mlops import devenv, dockerhost, doctor, image
+from local_mlops.cli.common import JSON_HELP, err, out, print_json, say, settings_from
+
+STATUS_STYLE = {doctor.OK: "green", doctor.WARN: "yellow", doctor.FAIL: "red"}
+
+
+def up(ctx: typer.Context) -> None:
+    """Start the dev environment (the S3 emulator) and create the bucket.
+
+    Example: local-mlops up
+    """
+    settings = settings_from(ctx)
+    with err.status("Starting the dev environment ..."):
+        url = devenv.up(settings, say)
+    err.print(f"[green]✓[/green] S3 emulator at {url}, bucket s3://{settings.bucket}")
+
+
+def down(ctx: typer.Context) -> None:
+    """Stop the dev environment; the bucket is saved and comes back with `up`.
+
+    Example: local-mlops down
+    """
+    settings = settings_from(ctx)
+    with err.status("Stopping the dev environment ..."):
+        devenv.down(settings, say)
+    err.print("[green]✓[/green] dev environment stopped")
+
+
+def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+    """Show what runs and where: emulator, image, endpoints.
+
+    Example: local-mlops status --json
+    """
+    settings = settings_from(ctx)
+    services = devenv.status(settings)
+    docker_up = dockerhost.docker_available()
+    image_ok = docker_up and dockerhost.image_exists(settings.image_uri)
+    data = {
+        "docker": docker_up,
+        "image": {"uri": settings.image_uri, "present": image_ok},
+        "services": [s.__dict__ for s in services],
+        "bucket": f"s3://{settings.bucket}",
+    }
+    if as_json:
+        print_json(data)
+        return
+    table = Table("service", "state", "address", title="local-mlops status")
+    for service in services:
+        table.add_row(service.name, service.state, service.address)
+    if not services:
+        table.add_row("s3-emulator", "not running", "(`local-mlops up`; else embedded per command)")
+    table.add_row("runtime image", "present" if image_ok else "missing", settings.image_uri)
+    table.add_row("docker", "running" if docker_up else "not reachable", "")
+    out.print(table)
+
+
+def doctor_cmd(
+    ctx: typer.Context,
+    cloud: bool = typer.Option(False, "--cloud", help="Also check the AWS account side."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Check the prerequisites and print the fix for each failing one.
+
+    Example: local-mlops doctor --json
+    """
+    settings = settings_from(ctx, target="cloud" if cloud else None)
+    checks = doctor.run_checks(settings)
+    result = doctor.summary(checks)
+    if as_json:
+        print_json(result)
+    else:
+        table = Table("check", "status", "detail", "fix", title="local-mlops doctor")
+        for check in checks:
+            style = STATUS_STYLE[check.status]
+            table.add_row(check.name, f"[{style}]{check.status}[/{style}]", check.detail, check.fix)
+        out.print(table)
+    if not result["ok"]:
+        raise typer.Exit(1)
+
+
+def build(ctx: typer.Context) -> None:
+    """Build the runtime image (offline when no registry answers), reusing the layer cache.
+
+    Example: local-mlops build
+    """
+    settings = settings_from(ctx)
+    spec = image.runtime_spec(settings)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task(f"building {spec.tag}", total=None)
+
+        def on_line(line: str, step: int, total: int) -> None:
+            if total:
+                progress.update(task, completed=step, total=total)
+            if line.startswith("Step ") or "Successfully" in line:
+                progress.console.print(line[:160], style="dim", markup=False)
+
+        def tell(message: str) -> None:
+            progress.console.print(f"[cyan]›[/cyan] {message}")
+
+        result = image.build(settings, spec, tell, on_line)
+    err.print(
+        f"[green]✓[/green] built {result.tag} ({result.mode}) in {result.seconds:.0f} s, "
+        f"{result.size_bytes / 1e9:.2f} GB"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+    app.command()(down)
+    app.command()(status)
+    app.command("doctor")(doctor_cmd)
+    app.command()(build)

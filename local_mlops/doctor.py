@@ -1,0 +1,124 @@
+"""Prerequisite checks, each with the fix for when it fails."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from local_mlops import dockerhost, emulator
+from local_mlops.config import Settings
+from local_mlops.errors import LocalMlopsError
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def check_docker(settings: Settings) -> Check:
+    try:
+        version = dockerhost.docker_client().version().get("Version", "?")
+    except LocalMlopsError as exc:
+        return Check("Docker engine", FAIL, exc.message, exc.fix or "")
+    return Check("Docker engine", OK, f"engine {version}")
+
+
+def check_compose(settings: Settings) -> Check:
+    shim_dir = settings.state_path / "bin"
+    info = dockerhost.detect_compose(shim_dir)
+    if not info.usable:
+        return Check(
+            "Docker Compose", FAIL, "neither `docker compose` nor `docker-compose` found",
+            "apt-get install docker-compose, or install the Docker compose plugin",
+        )
+    if info.needs_shim:
+        dockerhost.ensure_sdk_compose(shim_dir)
+        return Check(
+            "Docker Compose", OK,
+            f"plugin {info.version}; SDK v2 rejects it, so local-mlops uses its shim in {shim_dir}",
+        )
+    return Check("Docker Compose", OK, f"{info.flavour} {info.version}, usable by the SDK")
+
+
+def check_image(settings: Settings) -> Check:
+    if not dockerhost.docker_available():
+        return Check("Runtime image", FAIL, "cannot check: Docker is not reachable", "start Docker")
+    if dockerhost.image_exists(settings.image_uri):
+        size = dockerhost.image_size(settings.image_uri) / 1e9
+        return Check("Runtime image", OK, f"{settings.image_uri} ({size:.1f} GB)")
+    return Check("Runtime image", FAIL, f"{settings.image_uri} is not built", "local-mlops build")
+
+
+def check_s3(settings: Settings) -> Check:
+    url = settings.s3_endpoint or emulator.devenv_url(settings)
+    if not url or not emulator.is_reachable(url):
+        where = url or "the dev environment"
+        return Check(
+            "S3 emulator", WARN,
+            f"nothing answers at {where}; commands will start an embedded emulator each time",
+            "local-mlops up",
+        )
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        emulator.s3_client(settings, url).head_bucket(Bucket=settings.bucket)
+    except (BotoCoreError, ClientError):
+        return Check("S3 bucket", FAIL, f"s3://{settings.bucket} is missing at {url}", "local-mlops up")
+    return Check("S3 emulator", OK, f"{url}, bucket s3://{settings.bucket}")
+
+
+def check_cloud(settings: Settings) -> list[Check]:
+    """Credentials, region, execution role and bucket on a real account."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    checks = []
+    session = boto3.Session(region_name=settings.region, profile_name=settings.profile or None)
+    checks.append(
+        Check("AWS region", OK, settings.region)
+        if session.region_name
+        else Check("AWS region", FAIL, "no region", "set AWS_REGION or region in local-mlops.toml")
+    )
+    try:
+        identity = session.client("sts").get_caller_identity()
+        checks.append(Check("AWS credentials", OK, identity["Arn"]))
+    except (BotoCoreError, ClientError) as exc:
+        checks.append(Check("AWS credentials", FAIL, str(exc), "aws configure, or set AWS_PROFILE"))
+        return checks
+    role_name = settings.role_arn.rsplit("/", 1)[-1]
+    try:
+        session.client("iam").get_role(RoleName=role_name)
+        checks.append(Check("Execution role", OK, settings.role_arn))
+    except (BotoCoreError, ClientError) as exc:
+        checks.append(
+            Check("Execution role", FAIL, str(exc), "set role_arn to a SageMaker execution role")
+        )
+    try:
+        session.client("s3").head_bucket(Bucket=settings.bucket)
+        checks.append(Check("S3 bucket", OK, f"s3://{settings.bucket}"))
+    except (BotoCoreError, ClientError) as exc:
+        checks.append(Check("S3 bucket", FAIL, str(exc), f"create s3://{settings.bucket} or set bucket"))
+    return checks
+
+
+LOCAL_CHECKS: list[Callable[[Settings], Check]] = [check_docker, check_compose, check_image, check_s3]
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    checks = [check(settings) for check in LOCAL_CHECKS]
+    if settings.target == "cloud":
+        checks = checks[:3] + check_cloud(settings)
+    return checks
+
+
+def summary(checks: list[Check]) -> dict[str, Any]:
+    return {"ok": all(c.status != FAIL for c in checks), "checks": [c.as_dict() for c in checks]}

@@ -1,0 +1,199 @@
+"""Building the runtime image (and the emulator image) online, air-gapped or behind a TLS proxy.
+
+Online: the public base image is pulled and pip reads the package indexes. Air-gapped (no
+registry answers, as on CI): a Debian base is made with debootstrap + ``docker import``
+(``scripts/make-base-image.sh``), the Python wheels are gathered on the host into a wheelhouse
+and served to the build over HTTP on the Docker bridge address, so the build contacts no index
+and the multi-gigabyte wheels never enter the build context.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from local_mlops import dockerhost
+from local_mlops.config import Settings
+from local_mlops.errors import LocalMlopsError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONTAINERS = REPO_ROOT / "containers"
+OFFLINE_BASE = "local-mlops/debian:bookworm"
+EMULATOR_IMAGE = "local-mlops-s3:moto-5.2.5"
+WHEELHOUSE_PORT = 18573  # fixed, so the build argument (and so the layer cache) is stable
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    tag: str
+    context: Path
+
+    @property
+    def requirements(self) -> Path:
+        return self.context / "requirements.txt"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    tag: str
+    size_bytes: int
+    seconds: float
+    mode: str  # "online" | "offline"
+
+
+def runtime_spec(settings: Settings) -> ImageSpec:
+    return ImageSpec(settings.image_uri, CONTAINERS)
+
+
+def emulator_spec() -> ImageSpec:
+    return ImageSpec(EMULATOR_IMAGE, CONTAINERS / "emulator")
+
+
+def _pull(image: str) -> bool:
+    done = subprocess.run(["docker", "pull", "-q", image], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def resolve_base(settings: Settings, say: Say) -> tuple[str, str]:
+    """(base image, mode): the configured base when present or pullable, else a local Debian."""
+    if dockerhost.image_exists(settings.base_image) or _pull(settings.base_image):
+        return settings.base_image, "online"
+    say(f"No registry answers for {settings.base_image}: building offline from {OFFLINE_BASE}.")
+    if not dockerhost.image_exists(OFFLINE_BASE):
+        say("Making the Debian base image with debootstrap (about a minute, once) ...")
+        script = REPO_ROOT / "scripts" / "make-base-image.sh"
+        done = subprocess.run([str(script), OFFLINE_BASE], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LocalMlopsError(
+                f"could not make the base image: {done.stderr.strip()[-400:]}",
+                "run scripts/make-base-image.sh as root (needs debootstrap and a Debian mirror)",
+            )
+    return OFFLINE_BASE, "offline"
+
+
+def wheelhouse_dir(settings: Settings) -> Path:
+    return settings.state_path / "wheelhouse"
+
+
+def prepare_wheelhouse(settings: Settings, spec: ImageSpec, say: Say) -> Path:
+    """Download the image's wheels on the host (pip reads the host's indexes, proxy and CA)."""
+    house = wheelhouse_dir(settings)
+    house.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(spec.requirements.read_bytes()).hexdigest()[:16]
+    stamp = house / f".ready-{digest}"
+    if stamp.exists():
+        return house
+    say(f"Gathering wheels for {spec.requirements.relative_to(REPO_ROOT)} into {house} ...")
+    argv = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:"]
+    argv += ["-r", str(spec.requirements), "-d", str(house)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LocalMlopsError(
+            f"pip could not gather the wheels: {done.stderr.strip()[-600:]}",
+            "check that pip reaches a package index (or fill the wheelhouse by hand)",
+        )
+    stamp.touch()
+    return house
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        return
+
+
+@contextmanager
+def serve_wheelhouse(house: Path) -> Iterator[str]:
+    """Serve the wheelhouse to build containers on the bridge address for the build's duration."""
+    host = dockerhost.bridge_address()
+    handler = partial(_QuietHandler, directory=str(house))
+    try:
+        server = http.server.ThreadingHTTPServer((host, WHEELHOUSE_PORT), handler)
+    except OSError:
+        server = http.server.ThreadingHTTPServer((host, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _write_ca_bundle(settings: Settings, context: Path) -> None:
+    """Put the host's CA bundle (or an empty file) where the Dockerfile copies it from."""
+    target = context / ".build" / "ca-bundle.crt"
+    target.parent.mkdir(exist_ok=True)
+    source = Path(settings.ca_bundle) if settings.ca_bundle else None
+    if source and source.is_file():
+        shutil.copyfile(source, target)
+    else:
+        target.write_text("")
+
+
+def build(
+    settings: Settings,
+    spec: ImageSpec,
+    say: Say,
+    on_line: Callable[[str, int, int], None] | None = None,
+) -> BuildResult:
+    """Build an image with the docker engine, reusing its layer cache."""
+    started = time.monotonic()
+    base, mode = resolve_base(settings, say)
+    _write_ca_bundle(settings, spec.context)
+    args = {"BASE_IMAGE": base}
+    if mode == "online":
+        args |= {"PIP_INDEX_URL": settings.pip_index_url, "TORCH_INDEX_URL": settings.torch_index_url}
+        _run_build(settings, spec, args, on_line)
+    else:
+        house = prepare_wheelhouse(settings, spec, say)
+        with serve_wheelhouse(house) as url:
+            _run_build(settings, spec, args | {"WHEELHOUSE_URL": url}, on_line)
+    seconds = time.monotonic() - started
+    return BuildResult(spec.tag, dockerhost.image_size(spec.tag), seconds, mode)
+
+
+def _run_build(
+    settings: Settings,
+    spec: ImageSpec,
+    buildargs: dict[str, str],
+    on_line: Callable[[str, int, int], None] | None,
+) -> None:
+    log_path = settings.state_path / "logs" / f"build-{spec.tag.replace('/', '_')}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    api = dockerhost.docker_client().api
+    step, total = 0, 0
+    tail: list[str] = []
+    with log_path.open("w") as log:
+        stream = api.build(
+            path=str(spec.context), tag=spec.tag, buildargs=buildargs, rm=True,
+            forcerm=True, decode=True,
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                log.write(chunk["error"] + "\n")
+                raise LocalMlopsError(
+                    f"the image build failed: {chunk['error'].strip()}\n" + "\n".join(tail[-15:]),
+                    f"see the full log in {log_path}",
+                )
+            line = str(chunk.get("stream", "")).rstrip()
+            if not line:
+                continue
+            log.write(line + "\n")
+            tail = (tail + [line])[-40:]
+            if line.startswith("Step ") and "/" in line.split()[1]:
+                numbers = line.split()[1].split("/")
+                step, total = int(numbers[0]), int(numbers[1])
+            if on_line:
+                on_line(line, step, total)
