@@ -41,3 +41,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason="Docker engine not reachable (set LOCAL_MLOPS_REQUIRE_DOCKER=1 to fail)")
     for item in docker_items:
         item.add_marker(skip)
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under LOCAL_MLOPS_REQUIRE_DOCKER=1 (CI), any skipped test fails the run."""
+    if docker_required() and _skipped:
+        print(f"\n{len(_skipped)} test(s) skipped, which CI does not allow: {_skipped[:5]}")
+        session.exitstatus = 1
