@@ -1,0 +1,282 @@
+"""The pipeline graph, built by one function for both targets.
+
+    ValidateData ──> Preprocess ──> Train (or Tune) ──> Evaluate ──> CheckAccuracy
+                                                                       │ accuracy >= threshold
+                                                                       ├──> RegisterModel
+                                                                       ├──> CreateModel
+                                                                       │ else
+                                                                       └──> AccuracyTooLow (Fail)
+
+Every step runs the one runtime image: processing steps call ``python3 -m mlops_container.<step>``,
+training calls the image's ``train``. Only the ``Target`` (session, instance types, image, role)
+differs between local and cloud; the definition is otherwise the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sagemaker.estimator import Estimator
+from sagemaker.inputs import TrainingInput
+from sagemaker.model import Model
+from sagemaker.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
+from sagemaker.tuner import CategoricalParameter, ContinuousParameter, HyperparameterTuner
+from sagemaker.workflow.condition_step import ConditionStep
+from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
+from sagemaker.workflow.fail_step import FailStep
+from sagemaker.workflow.functions import Join, JsonGet
+from sagemaker.workflow.model_step import ModelStep
+from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+from sagemaker.workflow.pipeline import Pipeline
+from sagemaker.workflow.properties import PropertyFile
+from sagemaker.workflow.retry import (
+    SageMakerJobExceptionTypeEnum,
+    SageMakerJobStepRetryPolicy,
+)
+from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TuningStep
+
+from local_mlops.config import Settings
+from local_mlops.target import Target
+
+# Step names (also what `runs describe` and the docs show).
+VALIDATE = "ValidateData"
+PREPROCESS = "Preprocess"
+TRAIN = "Train"
+TUNE = "Tune"
+EVALUATE = "Evaluate"
+CHECK = "CheckAccuracy"
+REGISTER = "RegisterModel"
+CREATE_MODEL = "CreateModel"
+FAIL = "AccuracyTooLow"
+
+PROCESSING_ROOT = "/opt/ml/processing"
+ACCURACY_PATH = "multiclass_classification_metrics.accuracy.value"
+CONTENT_TYPES = ["image/png", "image/jpeg", "application/x-image"]
+
+# The image prints one line per epoch in this stable form (see containers/ML.md).
+METRIC_DEFINITIONS = [
+    {"Name": name, "Regex": f"{name}=([0-9\\.]+)"}
+    for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_sec")
+]
+OBJECTIVE = "val_accuracy"
+
+
+def dataset_uri(settings: Settings, name: str | None = None) -> str:
+    """Where an imported dataset lives in the bucket (a manifest.jsonl and its images)."""
+    return f"s3://{settings.bucket}/datasets/{name or settings.dataset}/"
+
+
+def build_parameters(settings: Settings, target: Target) -> dict[str, Any]:
+    """The pipeline's parameters; each can be overridden per execution."""
+    params = [
+        ParameterString("InputData", default_value=dataset_uri(settings)),
+        ParameterString("Backbone", default_value=settings.backbone),
+        ParameterInteger("Epochs", default_value=settings.epochs),
+        ParameterFloat("LearningRate", default_value=settings.learning_rate),
+        ParameterInteger("BatchSize", default_value=64),
+        ParameterInteger("ImageSize", default_value=32),
+        ParameterFloat("AccuracyThreshold", default_value=settings.accuracy_threshold),
+        ParameterString("ProcessingInstanceType", default_value=target.processing_instance_type),
+        ParameterString("TrainingInstanceType", default_value=target.training_instance_type),
+        ParameterString("ModelApprovalStatus", default_value=settings.approval_status),
+    ]
+    return {p.name: p for p in params}
+
+
+def _processor(target: Target, p: dict[str, Any], module: str, name: str) -> Processor:
+    return Processor(
+        role=target.role_arn,
+        image_uri=target.image_uri,
+        instance_count=1,
+        instance_type=p["ProcessingInstanceType"],
+        entrypoint=["python3", "-m", f"mlops_container.{module}"],
+        sagemaker_session=target.session,
+        base_job_name=f"local-mlops-{name}",
+    )
+
+
+def build_pipeline(
+    settings: Settings,
+    target: Target,
+    *,
+    tune: bool = False,
+    cache: bool = True,
+    max_jobs: int = 4,
+    max_parallel_jobs: int = 2,
+    strategy: str = "Bayesian",
+    spot: bool = False,
+) -> Pipeline:
+    """The whole graph, for either target."""
+    p = build_parameters(settings, target)
+    cache_config = CacheConfig(enable_caching=cache, expire_after="P30D")
+    retry = [
+        SageMakerJobStepRetryPolicy(
+            exception_types=[
+                SageMakerJobExceptionTypeEnum.INTERNAL_ERROR,
+                SageMakerJobExceptionTypeEnum.CAPACITY_ERROR,
+            ],
+            max_attempts=2,
+            interval_seconds=1,
+        )
+    ]
+    prefix = f"s3://{target.bucket}/pipelines/{settings.pipeline_name}"
+
+    # ValidateData: the manifest and every image it names; hard problems fail the run here.
+    validate = ProcessingStep(
+        name=VALIDATE,
+        step_args=_processor(target, p, "validate", "validate").run(
+            inputs=[ProcessingInput(source=p["InputData"], destination=f"{PROCESSING_ROOT}/input/data")],
+            outputs=[ProcessingOutput(output_name="report", source=f"{PROCESSING_ROOT}/output/report")],
+        ),
+        cache_config=cache_config,
+        retry_policies=retry,
+    )
+
+    # Preprocess: dedupe, stratified split, resize, normalization stats, monitoring baseline.
+    split_names = ("train", "validation", "test", "meta", "baseline")
+    preprocess = ProcessingStep(
+        name=PREPROCESS,
+        step_args=_processor(target, p, "preprocess", "preprocess").run(
+            inputs=[ProcessingInput(source=p["InputData"], destination=f"{PROCESSING_ROOT}/input/data")],
+            outputs=[
+                ProcessingOutput(output_name=name, source=f"{PROCESSING_ROOT}/output/{name}")
+                for name in split_names
+            ],
+            arguments=["--image-size", p["ImageSize"].to_string()],
+        ),
+        depends_on=[validate],
+        cache_config=cache_config,
+        retry_policies=retry,
+    )
+    outputs = preprocess.properties.ProcessingOutputConfig.Outputs
+
+    # Train (or Tune): transfer learning on a torchvision backbone in the runtime image.
+    estimator = Estimator(
+        image_uri=target.image_uri,
+        role=target.role_arn,
+        instance_count=1,
+        instance_type=p["TrainingInstanceType"],
+        output_path=f"{prefix}/models",
+        sagemaker_session=target.session,
+        base_job_name="local-mlops-train",
+        metric_definitions=METRIC_DEFINITIONS,
+        hyperparameters={
+            "backbone": p["Backbone"],
+            "epochs": p["Epochs"],
+            "learning_rate": p["LearningRate"],
+            "batch_size": p["BatchSize"],
+        },
+        use_spot_instances=spot,
+        max_run=3600,
+        max_wait=7200 if spot else None,
+        checkpoint_s3_uri=f"{prefix}/checkpoints" if spot else None,
+    )
+    train_inputs = {
+        name: TrainingInput(s3_data=outputs[name].S3Output.S3Uri) for name in ("train", "validation")
+    }
+    if tune:
+        tuner = HyperparameterTuner(
+            estimator,
+            objective_metric_name=OBJECTIVE,
+            hyperparameter_ranges={
+                "learning_rate": ContinuousParameter(1e-4, 1e-2, scaling_type="Logarithmic"),
+                "batch_size": CategoricalParameter([32, 64, 128]),
+            },
+            metric_definitions=METRIC_DEFINITIONS,
+            objective_type="Maximize",
+            strategy=strategy,
+            max_jobs=max_jobs,
+            max_parallel_jobs=max_parallel_jobs,
+            base_tuning_job_name="local-mlops-tune",
+        )
+        fit: Any = TuningStep(
+            name=TUNE, step_args=tuner.fit(inputs=train_inputs), cache_config=cache_config,
+            retry_policies=retry,
+        )
+        model_data: Any = fit.get_top_model_s3_uri(
+            top_k=0, s3_bucket=target.bucket, prefix=f"pipelines/{settings.pipeline_name}/models"
+        )
+    else:
+        fit = TrainingStep(
+            name=TRAIN, step_args=estimator.fit(inputs=train_inputs), cache_config=cache_config,
+            retry_policies=retry,
+        )
+        model_data = fit.properties.ModelArtifacts.S3ModelArtifacts
+
+    # Evaluate: metrics on the held-out test split, in SageMaker's model-quality format.
+    report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
+    evaluate = ProcessingStep(
+        name=EVALUATE,
+        step_args=_processor(target, p, "evaluate", "evaluate").run(
+            inputs=[
+                ProcessingInput(source=model_data, destination=f"{PROCESSING_ROOT}/model"),
+                ProcessingInput(
+                    source=outputs["test"].S3Output.S3Uri, destination=f"{PROCESSING_ROOT}/test"
+                ),
+            ],
+            outputs=[
+                ProcessingOutput(output_name="evaluation", source=f"{PROCESSING_ROOT}/evaluation")
+            ],
+        ),
+        property_files=[report],
+        cache_config=cache_config,
+        retry_policies=retry,
+    )
+    accuracy = JsonGet(step_name=evaluate.name, property_file=report, json_path=ACCURACY_PATH)
+    evaluation_uri = Join(
+        on="/",
+        values=[
+            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
+            "evaluation.json",
+        ],
+    )
+
+    # RegisterModel + CreateModel when the accuracy clears the threshold.
+    model = Model(
+        image_uri=target.image_uri,
+        model_data=model_data,
+        role=target.role_arn,
+        sagemaker_session=target.session,
+        name=None,
+    )
+    register = ModelStep(
+        name=REGISTER,
+        step_args=model.register(
+            content_types=CONTENT_TYPES,
+            response_types=["application/json"],
+            inference_instances=["ml.m5.large", "ml.c5.large"],
+            transform_instances=["ml.m5.large"],
+            model_package_group_name=settings.model_package_group,
+            approval_status=p["ModelApprovalStatus"],
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(
+                    s3_uri=evaluation_uri, content_type="application/json"
+                )
+            ),
+            description=f"{settings.dataset} image classifier",
+        ),
+    )
+    create_model = ModelStep(
+        name=CREATE_MODEL, step_args=model.create(instance_type="ml.m5.large")
+    )
+    fail = FailStep(
+        name=FAIL,
+        error_message=Join(
+            on=" ",
+            values=["Test accuracy", accuracy, "is below the threshold", p["AccuracyThreshold"]],
+        ),
+    )
+    check = ConditionStep(
+        name=CHECK,
+        conditions=[ConditionGreaterThanOrEqualTo(left=accuracy, right=p["AccuracyThreshold"])],
+        if_steps=[register, create_model],
+        else_steps=[fail],
+    )
+
+    return Pipeline(
+        name=settings.pipeline_name,
+        parameters=list(p.values()),
+        steps=[validate, preprocess, fit, evaluate, check],
+        sagemaker_session=target.session,
+    )
