@@ -42,7 +42,9 @@ def s3_client(settings: Settings, endpoint_url: str | None) -> Any:
     from botocore.config import Config
 
     session = boto3.Session(region_name=settings.region, **_credentials(settings))
-    config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3)
+    config = Config(
+        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, max_pool_connections=32
+    )
     return session.client("s3", endpoint_url=endpoint_url or None, config=config)
 
 

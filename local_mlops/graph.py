@@ -36,6 +36,7 @@ from sagemaker.workflow.retry import (
 )
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TuningStep
 
+from local_mlops import datasets
 from local_mlops.config import Settings
 from local_mlops.target import Target
 
@@ -62,9 +63,9 @@ METRIC_DEFINITIONS = [
 OBJECTIVE = "val_accuracy"
 
 
-def dataset_uri(settings: Settings, name: str | None = None) -> str:
-    """Where an imported dataset lives in the bucket (a manifest.jsonl and its images)."""
-    return f"s3://{settings.bucket}/datasets/{name or settings.dataset}/"
+def dataset_uri(settings: Settings) -> str:
+    """Where the configured dataset lives in the bucket once imported (see datasets.py)."""
+    return datasets.dataset_uri(settings, settings.dataset)
 
 
 def build_parameters(settings: Settings, target: Target) -> dict[str, Any]:
@@ -122,11 +123,14 @@ def build_pipeline(
     ]
     prefix = f"s3://{target.bucket}/pipelines/{settings.pipeline_name}"
 
+    # The dataset's shards: manifest, classes and images packed (see datasets.pack_shard).
+    shards = Join(on="", values=[p["InputData"], f"{datasets.SHARDS}/"])
+
     # ValidateData: the manifest and every image it names; hard problems fail the run here.
     validate = ProcessingStep(
         name=VALIDATE,
         step_args=_processor(target, p, "validate", "validate").run(
-            inputs=[ProcessingInput(source=p["InputData"], destination=f"{PROCESSING_ROOT}/input/data")],
+            inputs=[ProcessingInput(source=shards, destination=f"{PROCESSING_ROOT}/input/data")],
             outputs=[ProcessingOutput(output_name="report", source=f"{PROCESSING_ROOT}/output/report")],
         ),
         cache_config=cache_config,
@@ -138,7 +142,7 @@ def build_pipeline(
     preprocess = ProcessingStep(
         name=PREPROCESS,
         step_args=_processor(target, p, "preprocess", "preprocess").run(
-            inputs=[ProcessingInput(source=p["InputData"], destination=f"{PROCESSING_ROOT}/input/data")],
+            inputs=[ProcessingInput(source=shards, destination=f"{PROCESSING_ROOT}/input/data")],
             outputs=[
                 ProcessingOutput(output_name=name, source=f"{PROCESSING_ROOT}/output/{name}")
                 for name in split_names

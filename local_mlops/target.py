@@ -8,8 +8,10 @@ function that looks at ``settings.target``.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from local_mlops.config import Settings
@@ -87,7 +89,9 @@ def _local_target(
         cache_enabled=cache_enabled,
         on_step_event=on_step_event,
     )
-    container_root = settings.state_path / "containers"
+    # Local mode refuses to mount from /root, ~/.config and other sensitive paths, so job
+    # folders live under the system temp dir.
+    container_root = Path(tempfile.gettempdir()) / f"local-mlops-{os.getuid()}"
     container_root.mkdir(parents=True, exist_ok=True)
     session.config = {"local": {"local_code": True, "container_root": str(container_root)}}
     return Target(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,9 @@ import typer
 from typer.core import TyperGroup
 
 from local_mlops import __version__
-from local_mlops.cli import config_cmd, env
+from local_mlops.cli import config_cmd, env, run_cmd
 from local_mlops.cli.common import err
 from local_mlops.errors import LocalMlopsError
-
-os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 
 class ErrorHandlingGroup(TyperGroup):
@@ -69,6 +66,7 @@ def root(
 
 env.register(app)
 app.add_typer(config_cmd.app, name="config")
+app.command("run")(run_cmd.run)
 
 
 def main() -> None:

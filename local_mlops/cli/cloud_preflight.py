@@ -1,0 +1,50 @@
+"""Before a run on SageMaker: the account checks, an estimated cost, and a confirmation."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from local_mlops import doctor
+from local_mlops.cli.common import err
+from local_mlops.config import Settings
+from local_mlops.errors import LocalMlopsError
+from local_mlops.runner import RunOptions
+
+# On-demand USD per hour in us-east-1 (SageMaker pricing page, 2026); an estimate, not a bill.
+HOURLY_USD = {
+    "ml.m5.large": 0.115, "ml.m5.xlarge": 0.23, "ml.m5.2xlarge": 0.461,
+    "ml.c5.xlarge": 0.204, "ml.c5.2xlarge": 0.408, "ml.g4dn.xlarge": 0.736,
+    "ml.g5.xlarge": 1.408,
+}
+PROCESSING_MINUTES = 5  # per processing step, billed per second with a 1-minute minimum
+TRAINING_MINUTES = 15  # per training job on the default dataset
+
+
+def estimate_cost(settings: Settings, options: RunOptions) -> tuple[float, list[tuple[str, str, float]]]:
+    """(total USD, rows of what, instance type, USD) for the run's worst case."""
+    processing = HOURLY_USD.get(settings.processing_instance_type, 0.5)
+    training = HOURLY_USD.get(settings.training_instance_type, 1.0)
+    jobs = options.max_jobs if options.tune else 1
+    spot_factor = 0.3 if options.spot else 1.0
+    rows = [
+        ("3 processing steps", settings.processing_instance_type, 3 * PROCESSING_MINUTES / 60 * processing),
+        (f"{jobs} training job(s)", settings.training_instance_type,
+         jobs * TRAINING_MINUTES / 60 * training * spot_factor),
+    ]
+    return sum(r[2] for r in rows), rows
+
+
+def confirm_cloud_run(settings: Settings, options: RunOptions, yes: bool) -> None:
+    failing = [c for c in doctor.check_cloud(settings) if c.status == doctor.FAIL]
+    if failing:
+        first = failing[0]
+        raise LocalMlopsError(f"cloud preflight: {first.name}: {first.detail}", first.fix)
+    total, rows = estimate_cost(settings, options)
+    table = Table("what", "instance type", "estimated USD", title="estimated cost of this run")
+    for what, kind, usd in rows:
+        table.add_row(what, kind, f"{usd:.2f}")
+    table.add_row("total", "", f"{total:.2f}")
+    err.print(table)
+    if not yes and not typer.confirm("Start this run on SageMaker (it costs money)?", err=True):
+        raise typer.Exit(1)

@@ -1,0 +1,142 @@
+"""Datasets into the bucket, as Ground Truth-style augmented manifests.
+
+The importer runs inside the runtime image (the same code the pipeline's steps use), writing
+images, ``manifest.jsonl`` and ``classes.json`` to a temp folder that is then uploaded to
+``s3://BUCKET/datasets/NAME/``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from local_mlops import dockerhost
+from local_mlops.config import Settings
+from local_mlops.emulator import s3_client
+from local_mlops.errors import LocalMlopsError
+
+KINDS = ("digits", "cifar10", "imagefolder", "unlabeled")
+MANIFEST = "manifest.jsonl"
+SHARDS = "shards"
+
+
+def dataset_uri(settings: Settings, name: str) -> str:
+    return f"s3://{settings.bucket}/datasets/{name}/"
+
+
+def exists(settings: Settings, endpoint: str, name: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        s3_client(settings, endpoint).head_object(
+            Bucket=settings.bucket, Key=f"datasets/{name}/{SHARDS}/images-000.tar"
+        )
+    except ClientError:
+        return False
+    return True
+
+
+def run_importer(
+    settings: Settings,
+    kind: str,
+    output: Path,
+    base_uri: str,
+    source: Path | None = None,
+    per_class: int | None = None,
+    labels: Path | None = None,
+) -> str:
+    """Run ``mlops_container.importer`` in the runtime image; returns its summary line."""
+    if kind not in KINDS:
+        raise LocalMlopsError(f"unknown dataset {kind!r}", f"use one of: {', '.join(KINDS)}")
+    if not dockerhost.image_exists(settings.image_uri):
+        raise LocalMlopsError(f"the runtime image {settings.image_uri} is not built", "local-mlops build")
+    argv = ["docker", "run", "--rm", "--user", f"{os.getuid()}:{os.getgid()}"]
+    argv += ["-v", f"{output}:/data/output"]
+    args = ["--dataset", kind, "--output", "/data/output", "--base-uri", base_uri]
+    if source is not None:
+        if not source.exists():
+            raise LocalMlopsError(f"{source} does not exist", "pass an existing file or folder to --data")
+        argv += ["-v", f"{source.resolve()}:/data/source/{source.name}:ro"]
+        args += ["--source", f"/data/source/{source.name}"]
+    if labels is not None:
+        argv += ["-v", f"{labels.resolve()}:/data/labels/{labels.name}:ro"]
+        args += ["--labels", f"/data/labels/{labels.name}"]
+    if per_class:
+        args += ["--per-class", str(per_class)]
+    argv += [settings.image_uri, "python3", "-m", "mlops_container.importer", *args]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        reason = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise LocalMlopsError(f"the import failed: {reason[0]}")
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def pack_shard(folder: Path) -> Path:
+    """Pack the dataset root (manifest, classes, images) into ``shards/images-000.tar``.
+
+    Processing jobs download the one shard instead of thousands of small objects.
+    """
+    shard = folder / SHARDS / "images-000.tar"
+    shard.parent.mkdir(exist_ok=True)
+    members = sorted(p for p in folder.iterdir() if p.name != SHARDS)
+    with tarfile.open(shard, "w") as archive:
+        for member in members:
+            archive.add(member, arcname=member.name)
+    return shard
+
+
+def upload_folder(settings: Settings, endpoint: str, folder: Path, prefix: str) -> int:
+    client = s3_client(settings, endpoint)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+
+    def push(path: Path) -> None:
+        key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}"
+        client.upload_file(str(path), settings.bucket, key)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(push, files))
+    return len(files)
+
+
+def import_dataset(
+    settings: Settings,
+    endpoint: str,
+    kind: str,
+    name: str | None = None,
+    source: Path | None = None,
+    per_class: int | None = None,
+    labels: Path | None = None,
+    say: Any = print,
+) -> str:
+    """Import a dataset into the bucket; returns its S3 URI."""
+    name = name or kind
+    uri = dataset_uri(settings, name)
+    with tempfile.TemporaryDirectory(prefix="local-mlops-import-") as tmp:
+        out = Path(tmp)
+        summary = run_importer(settings, kind, out, uri, source, per_class, labels)
+        pack_shard(out)
+        count = upload_folder(settings, endpoint, out, f"datasets/{name}")
+    say(f"Imported {kind} into {uri} ({count} files). {summary}")
+    return uri
+
+
+def resolve_input(
+    settings: Settings, endpoint: str, kind: str, data: str | None, say: Any = print
+) -> str:
+    """The InputData URI for a run: an S3 URI as given, else an import (reused when present)."""
+    if data and data.startswith("s3://"):
+        return data if data.endswith("/") else data + "/"
+    if data:
+        source = Path(data).expanduser()
+        name = f"{kind}-{source.stem.split('.')[0]}"
+        return import_dataset(settings, endpoint, kind, name, source, say=say)
+    if exists(settings, endpoint, kind):
+        return dataset_uri(settings, kind)
+    if kind not in ("digits", "cifar10"):
+        raise LocalMlopsError(f"the {kind} dataset needs --data PATH_OR_URI")
+    return import_dataset(settings, endpoint, kind, say=say)

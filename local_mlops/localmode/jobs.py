@@ -1,0 +1,238 @@
+"""The local SageMaker client, extended: job containers we can inspect, and no telemetry.
+
+``LocalSagemakerClient`` runs each job with ``docker-compose up`` in a fresh temp folder and
+streams its output to ``sys.stdout`` in the calling thread. We need more from a job than that
+stream: its container's exit code (to tell a kill from a script error), its log (for the tuning
+objective and the step's log tail) — per job, even with trials running in parallel threads.
+Compose labels every container with ``com.docker.compose.project.working_dir`` (the job's temp
+folder), so after the job we find its container by that label and ask Docker directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sagemaker.local.entities import _LocalProcessingJob, _LocalTrainingJob
+from sagemaker.local.image import _SageMakerContainer
+from sagemaker.local.local_session import LocalSagemakerClient
+
+from local_mlops.localmode.retry import Failure
+
+logger = logging.getLogger(__name__)
+
+LOG_TAIL_LINES = 40
+WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
+
+
+@dataclass
+class JobOutcome:
+    """What one local job left behind: its container's exit state and log."""
+
+    job_name: str
+    container_root: str | None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    log: str = ""
+    failure: Failure | None = None
+    container_ids: list[str] = field(default_factory=list)
+
+    @property
+    def log_tail(self) -> list[str]:
+        return self.log.splitlines()[-LOG_TAIL_LINES:]
+
+
+class JobFailedError(RuntimeError):
+    """A local job failed; carries the container's exit state and log tail."""
+
+    def __init__(self, message: str, outcome: JobOutcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def _docker(*argv: str, timeout: float = 30) -> str:
+    done = subprocess.run(
+        ["docker", *argv], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    return done.stdout if done.returncode == 0 else ""
+
+
+def inspect_job_containers(outcome: JobOutcome) -> None:
+    """Fill exit code, OOM flag and log from the job's containers (found by compose label)."""
+    if not outcome.container_root:
+        return
+    ids = _docker(
+        "ps", "-aq", "--filter", f"label={WORKING_DIR_LABEL}={outcome.container_root}"
+    ).split()
+    outcome.container_ids = ids
+    logs = []
+    for container_id in ids:
+        state = _docker("inspect", "-f", "{{.State.ExitCode}} {{.State.OOMKilled}}", container_id)
+        parts = state.split()
+        if len(parts) == 2:
+            code = int(parts[0])
+            if outcome.exit_code in (None, 0):
+                outcome.exit_code = code
+            outcome.oom_killed = outcome.oom_killed or parts[1] == "true"
+        done = subprocess.run(
+            ["docker", "logs", container_id], capture_output=True, text=True, timeout=30
+        )
+        logs.append((done.stdout + done.stderr).replace("\r\n", "\n").replace("\r", "\n"))
+    outcome.log = "".join(logs)
+
+
+class ExtendedLocalSagemakerClient(LocalSagemakerClient):
+    """Training and processing jobs with inspectable outcomes; pipelines with more step types.
+
+    ``create_training_job`` / ``create_processing_job`` mirror the SDK's bodies (2.257.7) so we
+    keep the ``_SageMakerContainer`` and know the job's folder. They and ``create_pipeline`` /
+    ``create_model`` are also not wrapped by the SDK's telemetry decorator.
+    """
+
+    def __init__(self, sagemaker_session: Any = None) -> None:
+        super().__init__(sagemaker_session)
+        self._local = threading.local()
+        self.outcomes: dict[str, JobOutcome] = {}
+        self._outcomes_lock = threading.Lock()
+
+    # per-thread "what did the last job do", read by the step machinery after a step attempt
+    def take_last_outcome(self) -> JobOutcome | None:
+        outcome = getattr(self._local, "outcome", None)
+        self._local.outcome = None
+        return outcome
+
+    def _finish(self, outcome: JobOutcome, error: BaseException | None) -> None:
+        try:
+            inspect_job_containers(outcome)
+        except (OSError, subprocess.SubprocessError) as exc:
+            logger.warning("could not inspect the containers of job %s: %s", outcome.job_name, exc)
+        if error is not None:
+            outcome.failure = Failure(
+                message=f"{type(error).__name__}: {error}",
+                exit_code=outcome.exit_code,
+                oom_killed=outcome.oom_killed,
+                container_started=bool(outcome.container_ids),
+            )
+        self._local.outcome = outcome
+        with self._outcomes_lock:
+            self.outcomes[outcome.job_name] = outcome
+
+    def _raise_failed(self, outcome: JobOutcome, error: BaseException) -> None:
+        tail = "\n".join(outcome.log_tail[-10:])
+        detail = f" (container exit code {outcome.exit_code})" if outcome.exit_code else ""
+        message = f"{type(error).__name__}: {error}{detail}"
+        if tail:
+            message += f"\nLast log lines:\n{tail}"
+        raise JobFailedError(message, outcome) from error
+
+    def create_training_job(  # type: ignore[override]
+        self,
+        TrainingJobName: str,
+        AlgorithmSpecification: dict,
+        OutputDataConfig: dict,
+        ResourceConfig: dict,
+        InputDataConfig: list | None = None,
+        Environment: dict | None = None,
+        **kwargs: Any,
+    ) -> None:
+        container = _SageMakerContainer(
+            ResourceConfig["InstanceType"],
+            ResourceConfig["InstanceCount"],
+            AlgorithmSpecification["TrainingImage"],
+            sagemaker_session=self.sagemaker_session,
+        )
+        if AlgorithmSpecification.get("ContainerEntrypoint"):
+            container.container_entrypoint = AlgorithmSpecification["ContainerEntrypoint"]
+        if AlgorithmSpecification.get("ContainerArguments"):
+            container.container_arguments = AlgorithmSpecification["ContainerArguments"]
+        training_job = _LocalTrainingJob(container)
+        outcome = JobOutcome(TrainingJobName, None)
+        try:
+            training_job.start(
+                InputDataConfig or [],
+                OutputDataConfig,
+                kwargs.get("HyperParameters", {}),
+                Environment or {},
+                TrainingJobName,
+            )
+        except Exception as error:  # the SDK raises bare RuntimeError/ValueError: classify all
+            outcome.container_root = getattr(container, "container_root", None)
+            self._finish(outcome, error)
+            self._raise_failed(outcome, error)
+        outcome.container_root = container.container_root
+        self._finish(outcome, None)
+        LocalSagemakerClient._training_jobs[TrainingJobName] = training_job
+
+    def create_processing_job(  # type: ignore[override]
+        self,
+        ProcessingJobName: str,
+        AppSpecification: dict,
+        ProcessingResources: dict,
+        Environment: dict | None = None,
+        ProcessingInputs: list | None = None,
+        ProcessingOutputConfig: dict | None = None,
+        **kwargs: Any,
+    ) -> None:
+        container = _SageMakerContainer(
+            ProcessingResources["ClusterConfig"]["InstanceType"],
+            ProcessingResources["ClusterConfig"]["InstanceCount"],
+            AppSpecification["ImageUri"],
+            sagemaker_session=self.sagemaker_session,
+            container_entrypoint=AppSpecification.get("ContainerEntrypoint"),
+            container_arguments=AppSpecification.get("ContainerArguments"),
+        )
+        processing_job = _LocalProcessingJob(container)
+        outcome = JobOutcome(ProcessingJobName, None)
+        try:
+            processing_job.start(
+                ProcessingInputs or [],
+                ProcessingOutputConfig or {},
+                Environment or {},
+                ProcessingJobName,
+            )
+        except Exception as error:  # noqa: BLE001 - classified and re-raised
+            outcome.container_root = getattr(container, "container_root", None)
+            self._finish(outcome, error)
+            self._raise_failed(outcome, error)
+        outcome.container_root = container.container_root
+        self._finish(outcome, None)
+        LocalSagemakerClient._processing_jobs[ProcessingJobName] = processing_job
+
+    def create_model(
+        self, ModelName: str, PrimaryContainer: dict, *args: Any, **kwargs: Any
+    ) -> None:  # type: ignore[override]
+        # The undecorated SDK body: no telemetry.
+        LocalSagemakerClient.create_model.__wrapped__(  # type: ignore[attr-defined]
+            self, ModelName, PrimaryContainer, *args, **kwargs
+        )
+
+    def create_pipeline(  # type: ignore[override]
+        self, pipeline: Any, pipeline_description: Any, **kwargs: Any
+    ) -> dict:
+        from local_mlops.localmode.session import ExtendedLocalPipeline
+
+        local_pipeline = ExtendedLocalPipeline(
+            pipeline=pipeline,
+            pipeline_description=pipeline_description,
+            local_session=self.sagemaker_session,
+        )
+        # Class-level dict shared by every client: the SDK's own lookups go through it.
+        LocalSagemakerClient._pipelines[pipeline.name] = local_pipeline
+        return {"PipelineArn": pipeline.name}
+
+    def update_pipeline(  # type: ignore[override]
+        self, pipeline: Any, pipeline_description: Any, **kwargs: Any
+    ) -> dict:
+        from local_mlops.localmode.session import ExtendedLocalPipeline
+
+        existing = LocalSagemakerClient._pipelines.get(pipeline.name)
+        if (
+            not isinstance(existing, ExtendedLocalPipeline)
+            or existing.local_session is not self.sagemaker_session
+        ):
+            # Made by another session (the dict is shared): rebind it to this one.
+            return self.create_pipeline(pipeline, pipeline_description, **kwargs)
+        return super().update_pipeline(pipeline, pipeline_description, **kwargs)

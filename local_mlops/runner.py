@@ -1,0 +1,169 @@
+"""Running the pipeline on a target and reporting what happened.
+
+``run`` resolves the input data, builds the graph, upserts and starts it, and waits: in local
+mode ``start()`` returns when the execution is over; on SageMaker it returns at once and we poll.
+Either way the result has the same shape (the SageMaker ListPipelineExecutionSteps one).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from local_mlops import datasets, dockerhost, graph
+from local_mlops.config import Settings
+from local_mlops.emulator import s3_endpoint
+from local_mlops.target import Target, open_target
+
+StepEvent = Callable[[str, str, str, dict[str, Any]], None]
+
+for noisy in ("sagemaker", "sagemaker.config", "botocore.credentials"):
+    logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@dataclass
+class RunOptions:
+    tune: bool = False
+    cache: bool = True
+    data: str | None = None
+    max_jobs: int = 4
+    max_parallel_jobs: int = 2
+    strategy: str = "Bayesian"
+    spot: bool = False
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    execution_arn: str
+    status: str
+    failure_reason: str
+    steps: list[dict[str, Any]]
+    seconds: float
+    target: str
+    console_url: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    model_package: dict[str, Any] | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "Succeeded"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {
+            "succeeded": self.succeeded
+        }
+
+
+def build_for(settings: Settings, target: Target, options: RunOptions) -> Any:
+    return graph.build_pipeline(
+        settings,
+        target,
+        tune=options.tune,
+        cache=options.cache,
+        max_jobs=options.max_jobs,
+        max_parallel_jobs=options.max_parallel_jobs,
+        strategy=options.strategy,
+        spot=options.spot,
+    )
+
+
+def run(
+    settings: Settings,
+    options: RunOptions,
+    say: Callable[[str], None] = print,
+    on_step_event: StepEvent | None = None,
+) -> RunResult:
+    """Run the whole graph on the configured target."""
+    started = time.monotonic()
+    with s3_endpoint(settings, announce=say) as endpoint:
+        if settings.target == "local":
+            dockerhost.ensure_sdk_compose(settings.state_path / "bin")
+            input_uri = datasets.resolve_input(
+                settings, endpoint.url, settings.dataset, options.data or settings.data, say
+            )
+        else:
+            input_uri = options.data or settings.data or graph.dataset_uri(settings)
+        target = open_target(
+            settings, endpoint.url, cache_enabled=options.cache, on_step_event=on_step_event
+        )
+        pipeline = build_for(settings, target, options)
+        pipeline.upsert(role_arn=target.role_arn)
+        execution = pipeline.start(parameters={"InputData": input_uri, **options.parameters})
+        return _wait(settings, target, execution, started)
+
+
+def _wait(settings: Settings, target: Target, execution: Any, started: float) -> RunResult:
+    while True:
+        description = execution.describe()
+        status = description.get("PipelineExecutionStatus", "Unknown")
+        if status not in ("Executing", "Stopping"):
+            break
+        time.sleep(10)
+    arn = description.get("PipelineExecutionArn", "")
+    steps = execution.list_steps()
+    if isinstance(steps, dict):
+        steps = steps.get("PipelineExecutionSteps", [])
+    result = RunResult(
+        execution_arn=arn,
+        status=status,
+        failure_reason=description.get("FailureReason", ""),
+        steps=list(steps),
+        seconds=time.monotonic() - started,
+        target=target.name,
+        console_url=target.console_url(arn),
+    )
+    if target.is_local and target.runstore is not None:
+        record = target.runstore.get(arn)
+        result.steps = record.get("Steps", result.steps)
+        result.failure_reason = result.failure_reason or record.get("FailureReason", "")
+        result.metrics = _evaluation_metrics(target, execution)
+        result.model_package = _registered(target, settings.model_package_group, arn)
+    return result
+
+
+def _evaluation_metrics(target: Target, execution: Any) -> dict[str, Any]:
+    """Accuracy, F1 and friends from the Evaluate step's evaluation.json."""
+    import json
+
+    step = getattr(execution, "step_execution", {}).get(graph.EVALUATE)
+    outputs = ((getattr(step, "properties", None) or {}).get("ProcessingOutputConfig") or {})
+    uri = _evaluation_uri(outputs.get("Outputs", []))
+    if not uri:
+        return {}
+    bucket, key = uri[5:].split("/", 1)
+    body = target.session.s3_client.get_object(
+        Bucket=bucket, Key=key.rstrip("/") + "/evaluation.json"
+    )
+    report = json.loads(body["Body"].read())
+    metrics = report.get("multiclass_classification_metrics", {})
+    return {
+        name: value.get("value") if isinstance(value, dict) else value
+        for name, value in metrics.items()
+        if name != "confusion_matrix"
+    }
+
+
+def _evaluation_uri(outputs: Any) -> str:
+    if isinstance(outputs, dict):
+        item = outputs.get("evaluation")
+        if isinstance(item, str):
+            return item
+        if isinstance(item, dict):
+            return str(item.get("S3Output", {}).get("S3Uri", ""))
+    if isinstance(outputs, list):
+        for item in outputs:
+            if item.get("OutputName") == "evaluation":
+                return str(item.get("S3Output", {}).get("S3Uri", ""))
+    return ""
+
+
+def _registered(target: Target, group: str, execution_arn: str) -> dict[str, Any] | None:
+    """The model package this execution registered, if any."""
+    for package in reversed(target.registry.list_packages(group)):
+        if package.get("PipelineExecutionArn") == execution_arn:
+            return dict(package)
+    return None
