@@ -20,6 +20,12 @@ from local_mlops.emulator import FAKE_CREDENTIALS, s3_client
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 LOCAL_INSTANCE_TYPE = "local"
+# The SDK sends telemetry to AWS unless this is in the session's config (see localmode/session.py
+# for what it costs and why it is held in memory rather than loaded from a file).
+TELEMETRY_OPT_OUT_CONFIG: dict[str, Any] = {
+    "SchemaVersion": "1.0",
+    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+}
 
 
 @dataclass
@@ -113,8 +119,13 @@ def _cloud_target(settings: Settings) -> Target:
     import boto3
     from sagemaker.workflow.pipeline_context import PipelineSession
 
+    from local_mlops.cloudstores import CloudModelRegistry, CloudRunStore
+
     boto_session = boto3.Session(region_name=settings.region, profile_name=settings.profile or None)
-    session = PipelineSession(boto_session=boto_session, default_bucket=settings.bucket)
+    session = PipelineSession(
+        boto_session=boto_session, default_bucket=settings.bucket,
+        sagemaker_config=TELEMETRY_OPT_OUT_CONFIG,
+    )
     return Target(
         name="cloud",
         session=session,
@@ -124,6 +135,8 @@ def _cloud_target(settings: Settings) -> Target:
         region=settings.region,
         processing_instance_type=settings.processing_instance_type,
         training_instance_type=settings.training_instance_type,
+        registry=CloudModelRegistry(session.sagemaker_client),
+        runstore=CloudRunStore(session.sagemaker_client, settings.pipeline_name),
     )
 
 
@@ -134,13 +147,17 @@ def definition_session(settings: Settings) -> Target:
 
     boto_session = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS)
     if settings.target == "cloud":
-        session: Any = PipelineSession(boto_session=boto_session, default_bucket=settings.bucket)
+        session: Any = PipelineSession(
+            boto_session=boto_session, default_bucket=settings.bucket,
+            sagemaker_config=TELEMETRY_OPT_OUT_CONFIG,
+        )
         types = (settings.processing_instance_type, settings.training_instance_type)
     else:
         session = LocalPipelineSession(
             boto_session=boto_session, s3_endpoint_url="http://127.0.0.1:1",
             default_bucket=settings.bucket,
         )
+        session.sagemaker_config = TELEMETRY_OPT_OUT_CONFIG
         types = (LOCAL_INSTANCE_TYPE, LOCAL_INSTANCE_TYPE)
     # Session.default_bucket() checks the bucket over S3; a definition needs only its name.
     session._default_bucket = settings.bucket

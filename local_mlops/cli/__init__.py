@@ -2,7 +2,11 @@
 
 import logging
 import os
+import warnings
 
 # Before anything imports the SDK: no v2 deprecation banner, no INFO lines about config files.
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
+# The SDK's own warnings about definitions it rewrites are for SDK developers, not our users.
+logging.getLogger("sagemaker").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message="Running within a PipelineSession")

@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from local_mlops import __version__
-from local_mlops.cli import config_cmd, env, run_cmd
+from local_mlops.cli import config_cmd, data_cmd, env, models_cmd, pipeline_cmd, run_cmd, runs_cmd
 from local_mlops.cli.common import err
 from local_mlops.errors import LocalMlopsError
 
@@ -67,6 +67,10 @@ def root(
 env.register(app)
 app.add_typer(config_cmd.app, name="config")
 app.command("run")(run_cmd.run)
+app.add_typer(pipeline_cmd.app, name="pipeline")
+app.add_typer(runs_cmd.app, name="runs")
+app.add_typer(models_cmd.app, name="models")
+app.add_typer(data_cmd.app, name="data")
 
 
 def main() -> None:

@@ -1,0 +1,68 @@
+"""``local-mlops models``: the model registry (local, or SageMaker's with --cloud)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from local_mlops.cli.common import JSON_HELP, out, print_json, settings_from
+from local_mlops.cli.stores import opened_target
+
+app = typer.Typer(help="The model registry.\n\nExample: local-mlops models list", no_args_is_help=True)
+TARGET_HELP = "Look at SageMaker Model Registry instead of the local one."
+
+
+def _accuracy(package: dict[str, Any]) -> str:
+    metrics = package.get("Metrics") or {}
+    for key in ("accuracy", "multiclass_classification_metrics.accuracy.value"):
+        if key in metrics:
+            return f"{float(metrics[key]):.4f}"
+    return ""
+
+
+@app.command("list")
+def list_models(
+    ctx: typer.Context,
+    group: str = typer.Option(None, "--group", help="Model package group (default: the configured one)."),
+    cloud: bool = typer.Option(False, "--cloud", help=TARGET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List model versions with approval status, accuracy and the run that made each.
+
+    Example: local-mlops models list --json
+    """
+    settings = settings_from(ctx, target="cloud" if cloud else None)
+    with opened_target(settings) as target:
+        packages = target.registry.list_packages(group or settings.model_package_group)
+    if as_json:
+        print_json(packages)
+        return
+    table = Table("group", "version", "status", "accuracy", "created", "run", "model data",
+                  title="models")
+    for package in packages:
+        containers = package.get("InferenceSpecification", {}).get("Containers", [{}])
+        table.add_row(
+            package.get("ModelPackageGroupName", ""), str(package.get("ModelPackageVersion", "")),
+            package.get("ModelApprovalStatus", ""), _accuracy(package), str(package.get("CreationTime", "")),
+            str(package.get("PipelineExecutionArn") or "").rsplit("/", 1)[-1],
+            containers[0].get("ModelDataUrl", ""),
+        )
+    out.print(table)
+
+
+@app.command("describe")
+def describe(
+    ctx: typer.Context,
+    package: str = typer.Argument(..., help="Model package ARN or GROUP/VERSION."),
+    cloud: bool = typer.Option(False, "--cloud", help=TARGET_HELP),
+    as_json: bool = typer.Option(True, "--json/--no-json", help=JSON_HELP),
+) -> None:
+    """Show one model version in DescribeModelPackage's shape.
+
+    Example: local-mlops models describe local-mlops-image-classifier/1
+    """
+    settings = settings_from(ctx, target="cloud" if cloud else None)
+    with opened_target(settings) as target:
+        print_json(target.registry.describe(package))

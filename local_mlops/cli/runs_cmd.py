@@ -1,0 +1,73 @@
+"""``local-mlops runs``: past pipeline executions and their steps."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from local_mlops.cli.common import JSON_HELP, out, print_json, settings_from
+from local_mlops.cli.stores import opened_target
+
+app = typer.Typer(help="Past executions.\n\nExample: local-mlops runs list", no_args_is_help=True)
+TARGET_HELP = "Look at SageMaker instead of the local runs."
+
+
+def _duration(start: object, end: object) -> str:
+    try:
+        return f"{float(end) - float(start):.1f} s"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+
+
+@app.command("list")
+def list_runs(
+    ctx: typer.Context,
+    cloud: bool = typer.Option(False, "--cloud", help=TARGET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List executions, newest first.
+
+    Example: local-mlops runs list --json
+    """
+    settings = settings_from(ctx, target="cloud" if cloud else None)
+    with opened_target(settings) as target:
+        records = target.runstore.list()
+    if as_json:
+        print_json(records)
+        return
+    table = Table("execution", "status", "started", "duration", "steps", title="runs")
+    for record in records:
+        table.add_row(
+            record["ExecutionId"], record.get("Status", ""), str(record.get("StartTime", "")),
+            _duration(record.get("StartTime"), record.get("EndTime")), str(len(record.get("Steps", []))),
+        )
+    out.print(table)
+
+
+@app.command("describe")
+def describe(
+    ctx: typer.Context,
+    execution: str = typer.Argument(..., help="Execution id or ARN (see `runs list`)."),
+    cloud: bool = typer.Option(False, "--cloud", help=TARGET_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Show one execution: parameters, each step's status, duration and failure.
+
+    Example: local-mlops runs describe 3d59f68bc52c
+    """
+    settings = settings_from(ctx, target="cloud" if cloud else None)
+    with opened_target(settings) as target:
+        record = target.runstore.get(execution)
+    if as_json:
+        print_json(record)
+        return
+    out.print(f"[bold]{record['ExecutionId']}[/bold]  {record.get('Status')}  {record.get('FailureReason', '')}")
+    table = Table("step", "type", "status", "duration", "attempts", "note")
+    for step in record.get("Steps", []):
+        note = "cached" if step.get("CacheHitResult") else step.get("FailureReason", "")
+        table.add_row(
+            step.get("StepName", ""), step.get("StepType", ""), step.get("StepStatus", ""),
+            _duration(step.get("StartTime"), step.get("EndTime")), str(step.get("Attempts", "")),
+            str(note)[:120],
+        )
+    out.print(table)
