@@ -1,0 +1,90 @@
+"""The SageMaker container contract: every path and environment variable the image uses.
+
+All paths derive from one base directory (``SAGEMAKER_BASE_DIR``, default ``/opt/ml``)
+so the same code runs inside the image and on a host in tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Environment variables read by the container code.
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+NUM_CPUS_ENV = "SM_NUM_CPUS"
+CHECKPOINT_DIR_ENV = "MLOPS_CHECKPOINT_DIR"
+BIND_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+TORCH_HOME_ENV = "TORCH_HOME"
+
+DEFAULT_BASE_DIR = "/opt/ml"
+DEFAULT_PORT = 8080
+DEFAULT_MAX_PAYLOAD_MB = 6
+
+# Paths relative to the base directory.
+HYPERPARAMETERS_PATH = "input/config/hyperparameters.json"
+INPUT_DATA_PATH = "input/data"
+MODEL_PATH = "model"
+OUTPUT_PATH = "output"
+OUTPUT_DATA_PATH = "output/data"
+FAILURE_PATH = "output/failure"  # training jobs: reason of a failure
+MESSAGE_PATH = "output/message"  # processing jobs: reason of a failure
+CHECKPOINT_PATH = "checkpoints"
+PROCESSING_PATH = "processing"
+
+# Training channels.
+TRAIN_CHANNEL = "train"
+VALIDATION_CHANNEL = "validation"
+PRETRAINED_CHANNEL = "pretrained"
+
+# File names shared by the steps.
+MANIFEST_FILE = "manifest.jsonl"
+CLASSES_FILE = "classes.json"
+NORMALIZATION_FILE = "normalization.json"
+IMAGES_DIR = "images"
+DATA_FILE = "data.npz"
+MODEL_WEIGHTS_FILE = "model.pt"
+MODEL_META_FILE = "model.json"
+MODEL_ARCHIVE_FILE = "model.tar.gz"
+METRICS_FILE = "metrics.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+REPORT_FILE = "report.json"
+STATISTICS_FILE = "statistics.json"
+CONSTRAINTS_FILE = "constraints.json"
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_JSON_FILE = "confusion_matrix.json"
+CONFUSION_PNG_FILE = "confusion_matrix.png"
+
+
+def base_dir() -> Path:
+    """The contract's root directory: ``$SAGEMAKER_BASE_DIR`` or ``/opt/ml``."""
+    return Path(os.environ.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
+
+
+def path(relative: str) -> Path:
+    """A contract path (one of the ``*_PATH`` constants) under the base directory."""
+    return base_dir() / relative
+
+
+def processing_path(relative: str) -> Path:
+    """A path under ``<base>/processing`` (where processing jobs mount inputs and outputs)."""
+    return base_dir() / PROCESSING_PATH / relative
+
+
+def channel_dir(channel: str) -> Path:
+    """The local directory of a training channel: ``<base>/input/data/<channel>``."""
+    return path(INPUT_DATA_PATH) / channel
+
+
+def checkpoint_dir() -> Path:
+    """Where training checkpoints live (``$MLOPS_CHECKPOINT_DIR`` overrides the default)."""
+    override = os.environ.get(CHECKPOINT_DIR_ENV)
+    return Path(override) if override else path(CHECKPOINT_PATH)
+
+
+def num_cpus() -> int:
+    """CPUs to use: ``$SM_NUM_CPUS`` as SageMaker sets it, else ``os.cpu_count()``."""
+    value = os.environ.get(NUM_CPUS_ENV, "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return os.cpu_count() or 1
