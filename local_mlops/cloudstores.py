@@ -28,9 +28,17 @@ class CloudRunStore:
         ]
 
     def get(self, execution_id: str) -> dict[str, Any]:
-        arn = execution_id if execution_id.startswith("arn:") else next(
-            (r["PipelineExecutionArn"] for r in self.list() if r["ExecutionId"] == execution_id),
-            execution_id,
+        arn = (
+            execution_id
+            if execution_id.startswith("arn:")
+            else next(
+                (
+                    r["PipelineExecutionArn"]
+                    for r in self.list()
+                    if r["ExecutionId"] == execution_id
+                ),
+                execution_id,
+            )
         )
         described = self.client.describe_pipeline_execution(PipelineExecutionArn=arn)
         steps = self.client.list_pipeline_execution_steps(PipelineExecutionArn=arn)

@@ -54,13 +54,17 @@ def run_importer(
     if kind not in KINDS:
         raise LocalMlopsError(f"unknown dataset {kind!r}", f"use one of: {', '.join(KINDS)}")
     if not dockerhost.image_exists(settings.image_uri):
-        raise LocalMlopsError(f"the runtime image {settings.image_uri} is not built", "local-mlops build")
+        raise LocalMlopsError(
+            f"the runtime image {settings.image_uri} is not built", "local-mlops build"
+        )
     argv = ["docker", "run", "--rm", "--user", f"{os.getuid()}:{os.getgid()}"]
     argv += ["-v", f"{output}:/data/output"]
     args = ["--dataset", kind, "--output", "/data/output", "--base-uri", base_uri]
     if source is not None:
         if not source.exists():
-            raise LocalMlopsError(f"{source} does not exist", "pass an existing file or folder to --data")
+            raise LocalMlopsError(
+                f"{source} does not exist", "pass an existing file or folder to --data"
+            )
         argv += ["-v", f"{source.resolve()}:/data/source/{source.name}:ro"]
         args += ["--source", f"/data/source/{source.name}"]
     if labels is not None:

@@ -82,7 +82,9 @@ def _wait_for_s3(settings: Settings, url: str, timeout: float = 30) -> None:
             return
         except (BotoCoreError, ClientError):
             if time.monotonic() > deadline:
-                raise LocalMlopsError(f"the S3 emulator at {url} does not answer S3 calls") from None
+                raise LocalMlopsError(
+                    f"the S3 emulator at {url} does not answer S3 calls"
+                ) from None
             time.sleep(0.2)
 
 

@@ -37,13 +37,16 @@ def check_compose(settings: Settings) -> Check:
     info = dockerhost.detect_compose(shim_dir)
     if not info.usable:
         return Check(
-            "Docker Compose", FAIL, "neither `docker compose` nor `docker-compose` found",
+            "Docker Compose",
+            FAIL,
+            "neither `docker compose` nor `docker-compose` found",
             "apt-get install docker-compose, or install the Docker compose plugin",
         )
     if info.needs_shim:
         dockerhost.ensure_sdk_compose(shim_dir)
         return Check(
-            "Docker Compose", OK,
+            "Docker Compose",
+            OK,
             f"plugin {info.version}; SDK v2 rejects it, so local-mlops uses its shim in {shim_dir}",
         )
     return Check("Docker Compose", OK, f"{info.flavour} {info.version}, usable by the SDK")
@@ -63,7 +66,8 @@ def check_s3(settings: Settings) -> Check:
     if not url or not emulator.is_reachable(url):
         where = url or "the dev environment"
         return Check(
-            "S3 emulator", WARN,
+            "S3 emulator",
+            WARN,
             f"nothing answers at {where}; commands will start an embedded emulator each time",
             "local-mlops up",
         )
@@ -72,7 +76,9 @@ def check_s3(settings: Settings) -> Check:
     try:
         emulator.s3_client(settings, url).head_bucket(Bucket=settings.bucket)
     except (BotoCoreError, ClientError):
-        return Check("S3 bucket", FAIL, f"s3://{settings.bucket} is missing at {url}", "local-mlops up")
+        return Check(
+            "S3 bucket", FAIL, f"s3://{settings.bucket} is missing at {url}", "local-mlops up"
+        )
     return Check("S3 emulator", OK, f"{url}, bucket s3://{settings.bucket}")
 
 
@@ -106,11 +112,18 @@ def check_cloud(settings: Settings) -> list[Check]:
         session.client("s3").head_bucket(Bucket=settings.bucket)
         checks.append(Check("S3 bucket", OK, f"s3://{settings.bucket}"))
     except (BotoCoreError, ClientError) as exc:
-        checks.append(Check("S3 bucket", FAIL, str(exc), f"create s3://{settings.bucket} or set bucket"))
+        checks.append(
+            Check("S3 bucket", FAIL, str(exc), f"create s3://{settings.bucket} or set bucket")
+        )
     return checks
 
 
-LOCAL_CHECKS: list[Callable[[Settings], Check]] = [check_docker, check_compose, check_image, check_s3]
+LOCAL_CHECKS: list[Callable[[Settings], Check]] = [
+    check_docker,
+    check_compose,
+    check_image,
+    check_s3,
+]
 
 
 def run_checks(settings: Settings) -> list[Check]:

@@ -131,7 +131,9 @@ def build_pipeline(
         name=VALIDATE,
         step_args=_processor(target, p, "validate", "validate").run(
             inputs=[ProcessingInput(source=shards, destination=f"{PROCESSING_ROOT}/input/data")],
-            outputs=[ProcessingOutput(output_name="report", source=f"{PROCESSING_ROOT}/output/report")],
+            outputs=[
+                ProcessingOutput(output_name="report", source=f"{PROCESSING_ROOT}/output/report")
+            ],
         ),
         cache_config=cache_config,
         retry_policies=retry,
@@ -177,7 +179,8 @@ def build_pipeline(
         checkpoint_s3_uri=f"{prefix}/checkpoints" if spot else None,
     )
     train_inputs = {
-        name: TrainingInput(s3_data=outputs[name].S3Output.S3Uri) for name in ("train", "validation")
+        name: TrainingInput(s3_data=outputs[name].S3Output.S3Uri)
+        for name in ("train", "validation")
     }
     if tune:
         tuner = HyperparameterTuner(
@@ -195,7 +198,9 @@ def build_pipeline(
             base_tuning_job_name="local-mlops-tune",
         )
         fit: Any = TuningStep(
-            name=TUNE, step_args=tuner.fit(inputs=train_inputs), cache_config=cache_config,
+            name=TUNE,
+            step_args=tuner.fit(inputs=train_inputs),
+            cache_config=cache_config,
             retry_policies=retry,
         )
         model_data: Any = fit.get_top_model_s3_uri(
@@ -203,7 +208,9 @@ def build_pipeline(
         )
     else:
         fit = TrainingStep(
-            name=TRAIN, step_args=estimator.fit(inputs=train_inputs), cache_config=cache_config,
+            name=TRAIN,
+            step_args=estimator.fit(inputs=train_inputs),
+            cache_config=cache_config,
             retry_policies=retry,
         )
         model_data = fit.properties.ModelArtifacts.S3ModelArtifacts
@@ -261,9 +268,7 @@ def build_pipeline(
             description=f"{settings.dataset} image classifier",
         ),
     )
-    create_model = ModelStep(
-        name=CREATE_MODEL, step_args=model.create(instance_type="ml.m5.large")
-    )
+    create_model = ModelStep(name=CREATE_MODEL, step_args=model.create(instance_type="ml.m5.large"))
     fail = FailStep(
         name=FAIL,
         error_message=Join(

@@ -154,7 +154,10 @@ def build(
     _write_ca_bundle(settings, spec.context)
     args = {"BASE_IMAGE": base}
     if mode == "online":
-        args |= {"PIP_INDEX_URL": settings.pip_index_url, "TORCH_INDEX_URL": settings.torch_index_url}
+        args |= {
+            "PIP_INDEX_URL": settings.pip_index_url,
+            "TORCH_INDEX_URL": settings.torch_index_url,
+        }
         _run_build(settings, spec, args, on_line)
     else:
         house = prepare_wheelhouse(settings, spec, say)
@@ -177,8 +180,12 @@ def _run_build(
     tail: list[str] = []
     with log_path.open("w") as log:
         stream = api.build(
-            path=str(spec.context), tag=spec.tag, buildargs=buildargs, rm=True,
-            forcerm=True, decode=True,
+            path=str(spec.context),
+            tag=spec.tag,
+            buildargs=buildargs,
+            rm=True,
+            forcerm=True,
+            decode=True,
         )
         for chunk in stream:
             if "error" in chunk:

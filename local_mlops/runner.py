@@ -130,7 +130,7 @@ def _evaluation_metrics(target: Target, execution: Any) -> dict[str, Any]:
     import json
 
     step = getattr(execution, "step_execution", {}).get(graph.EVALUATE)
-    outputs = ((getattr(step, "properties", None) or {}).get("ProcessingOutputConfig") or {})
+    outputs = (getattr(step, "properties", None) or {}).get("ProcessingOutputConfig") or {}
     uri = _evaluation_uri(outputs.get("Outputs", []))
     if not uri:
         return {}
@@ -164,6 +164,7 @@ def _evaluation_uri(outputs: Any) -> str:
 def _registered(target: Target, group: str, execution_arn: str) -> dict[str, Any] | None:
     """The model package this execution registered, if any."""
     for package in reversed(target.registry.list_packages(group)):
-        if package.get("PipelineExecutionArn") == execution_arn:
+        made_by = str(package.get("PipelineExecutionArn") or "")
+        if made_by.rsplit("/", 1)[-1] == execution_arn.rsplit("/", 1)[-1]:
             return dict(package)
     return None

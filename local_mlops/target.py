@@ -123,7 +123,8 @@ def _cloud_target(settings: Settings) -> Target:
 
     boto_session = boto3.Session(region_name=settings.region, profile_name=settings.profile or None)
     session = PipelineSession(
-        boto_session=boto_session, default_bucket=settings.bucket,
+        boto_session=boto_session,
+        default_bucket=settings.bucket,
         sagemaker_config=TELEMETRY_OPT_OUT_CONFIG,
     )
     return Target(
@@ -148,13 +149,15 @@ def definition_session(settings: Settings) -> Target:
     boto_session = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS)
     if settings.target == "cloud":
         session: Any = PipelineSession(
-            boto_session=boto_session, default_bucket=settings.bucket,
+            boto_session=boto_session,
+            default_bucket=settings.bucket,
             sagemaker_config=TELEMETRY_OPT_OUT_CONFIG,
         )
         types = (settings.processing_instance_type, settings.training_instance_type)
     else:
         session = LocalPipelineSession(
-            boto_session=boto_session, s3_endpoint_url="http://127.0.0.1:1",
+            boto_session=boto_session,
+            s3_endpoint_url="http://127.0.0.1:1",
             default_bucket=settings.bucket,
         )
         session.sagemaker_config = TELEMETRY_OPT_OUT_CONFIG
@@ -162,6 +165,11 @@ def definition_session(settings: Settings) -> Target:
     # Session.default_bucket() checks the bucket over S3; a definition needs only its name.
     session._default_bucket = settings.bucket
     return Target(
-        settings.target, session, settings.image_uri, settings.role_arn, settings.bucket,
-        settings.region, *types,
+        settings.target,
+        session,
+        settings.image_uri,
+        settings.role_arn,
+        settings.bucket,
+        settings.region,
+        *types,
     )

@@ -11,7 +11,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Point the state dir at a temp dir and ignore the developer's own config file."""
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("LOCAL_MLOPS_STATE_DIR", str(state))
@@ -38,7 +40,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "LOCAL_MLOPS_REQUIRE_DOCKER=1 but the Docker engine is not reachable: "
             "start dockerd (scripts/install-docker.sh)"
         )
-    skip = pytest.mark.skip(reason="Docker engine not reachable (set LOCAL_MLOPS_REQUIRE_DOCKER=1 to fail)")
+    skip = pytest.mark.skip(
+        reason="Docker engine not reachable (set LOCAL_MLOPS_REQUIRE_DOCKER=1 to fail)"
+    )
     for item in docker_items:
         item.add_marker(skip)
 

@@ -21,7 +21,8 @@ def extract_model_archive(archive: Path, target: Path) -> Path:
                     raise UserError(f"{archive} holds an unsafe path {member.name!r}")
                 if not (member.isfile() or member.isdir()):
                     raise UserError(f"{archive} holds a link or device {member.name!r}")
-            tar.extractall(target, members=members, filter="data")
+            # Members are checked above; Debian's Python 3.11.2 has no extractall(filter=).
+            tar.extractall(target, members=members)
     except tarfile.TarError as error:
         raise UserError(f"{archive} is not a readable tar.gz: {error}") from error
     return target

@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 from collections.abc import Sequence
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -18,7 +17,7 @@ from local_mlops.errors import LocalMlopsError
 class ErrorHandlingGroup(TyperGroup):
     """Turns a LocalMlopsError anywhere below into one red line and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except LocalMlopsError as exc:

@@ -13,24 +13,37 @@ from local_mlops.runner import RunOptions
 
 # On-demand USD per hour in us-east-1 (SageMaker pricing page, 2026); an estimate, not a bill.
 HOURLY_USD = {
-    "ml.m5.large": 0.115, "ml.m5.xlarge": 0.23, "ml.m5.2xlarge": 0.461,
-    "ml.c5.xlarge": 0.204, "ml.c5.2xlarge": 0.408, "ml.g4dn.xlarge": 0.736,
+    "ml.m5.large": 0.115,
+    "ml.m5.xlarge": 0.23,
+    "ml.m5.2xlarge": 0.461,
+    "ml.c5.xlarge": 0.204,
+    "ml.c5.2xlarge": 0.408,
+    "ml.g4dn.xlarge": 0.736,
     "ml.g5.xlarge": 1.408,
 }
 PROCESSING_MINUTES = 5  # per processing step, billed per second with a 1-minute minimum
 TRAINING_MINUTES = 15  # per training job on the default dataset
 
 
-def estimate_cost(settings: Settings, options: RunOptions) -> tuple[float, list[tuple[str, str, float]]]:
+def estimate_cost(
+    settings: Settings, options: RunOptions
+) -> tuple[float, list[tuple[str, str, float]]]:
     """(total USD, rows of what, instance type, USD) for the run's worst case."""
     processing = HOURLY_USD.get(settings.processing_instance_type, 0.5)
     training = HOURLY_USD.get(settings.training_instance_type, 1.0)
     jobs = options.max_jobs if options.tune else 1
     spot_factor = 0.3 if options.spot else 1.0
     rows = [
-        ("3 processing steps", settings.processing_instance_type, 3 * PROCESSING_MINUTES / 60 * processing),
-        (f"{jobs} training job(s)", settings.training_instance_type,
-         jobs * TRAINING_MINUTES / 60 * training * spot_factor),
+        (
+            "3 processing steps",
+            settings.processing_instance_type,
+            3 * PROCESSING_MINUTES / 60 * processing,
+        ),
+        (
+            f"{jobs} training job(s)",
+            settings.training_instance_type,
+            jobs * TRAINING_MINUTES / 60 * training * spot_factor,
+        ),
     ]
     return sum(r[2] for r in rows), rows
 

@@ -7,7 +7,9 @@ from rich.table import Table
 
 from local_mlops.cli.common import JSON_HELP, out, print_json, settings_from
 
-app = typer.Typer(help="Inspect settings.\n\nExample: local-mlops config show", no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect settings.\n\nExample: local-mlops config show", no_args_is_help=True
+)
 
 
 @app.command("show")

@@ -19,10 +19,18 @@ app = typer.Typer(help="Datasets.\n\nExample: local-mlops data import digits", n
 def import_(
     ctx: typer.Context,
     kind: str = typer.Argument("digits", help="digits, cifar10, imagefolder or unlabeled."),
-    data: Path = typer.Option(None, "--data", help="Archive or folder to import (cifar10, imagefolder, unlabeled)."),
-    name: str = typer.Option(None, "--name", help="Dataset name in the bucket (default: the kind)."),
-    per_class: int = typer.Option(None, "--per-class", help="cifar10: a seeded subset of N images per class."),
-    labels: Path = typer.Option(None, "--labels", help="unlabeled: a CSV filename,class or a JSONL manifest."),
+    data: Path = typer.Option(
+        None, "--data", help="Archive or folder to import (cifar10, imagefolder, unlabeled)."
+    ),
+    name: str = typer.Option(
+        None, "--name", help="Dataset name in the bucket (default: the kind)."
+    ),
+    per_class: int = typer.Option(
+        None, "--per-class", help="cifar10: a seeded subset of N images per class."
+    ),
+    labels: Path = typer.Option(
+        None, "--labels", help="unlabeled: a CSV filename,class or a JSONL manifest."
+    ),
 ) -> None:
     """Import images into s3://BUCKET/datasets/NAME/ with a manifest.jsonl.
 
@@ -33,14 +41,18 @@ def import_(
 
     settings = settings_from(ctx)
     with s3_endpoint(settings, announce=say) as endpoint:
-        uri = datasets.import_dataset(settings, endpoint.url, kind, name, data, per_class, labels, say)
+        uri = datasets.import_dataset(
+            settings, endpoint.url, kind, name, data, per_class, labels, say
+        )
     typer.echo(uri)
 
 
 @app.command("validate")
 def validate(
     ctx: typer.Context,
-    folder: Path = typer.Argument(..., help="A dataset folder with manifest.jsonl (and classes.json)."),
+    folder: Path = typer.Argument(
+        ..., help="A dataset folder with manifest.jsonl (and classes.json)."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run the pipeline's validation step on a local dataset folder, in the runtime image.
@@ -51,22 +63,42 @@ def validate(
 
     settings = settings_from(ctx)
     if not (folder / "manifest.jsonl").is_file():
-        raise LocalMlopsError(f"{folder} has no manifest.jsonl", "import the data first or point at its folder")
+        raise LocalMlopsError(
+            f"{folder} has no manifest.jsonl", "import the data first or point at its folder"
+        )
     dockerhost.docker_client()
     with tempfile.TemporaryDirectory(prefix="local-mlops-validate-") as tmp:
-        argv = ["docker", "run", "--rm", "-v", f"{folder.resolve()}:/data/input:ro", "-v", f"{tmp}:/data/report",
-                settings.image_uri, "python3", "-m", "mlops_container.validate",
-                "--input-dir", "/data/input", "--output-dir", "/data/report"]
+        argv = [
+            "docker",
+            "run",
+            "--rm",
+            "-v",
+            f"{folder.resolve()}:/data/input:ro",
+            "-v",
+            f"{tmp}:/data/report",
+            settings.image_uri,
+            "python3",
+            "-m",
+            "mlops_container.validate",
+            "--input-dir",
+            "/data/input",
+            "--output-dir",
+            "/data/report",
+        ]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         report_path = Path(tmp) / "report.json"
         report = json.loads(report_path.read_text()) if report_path.exists() else None
     if report is None:
-        raise LocalMlopsError(f"validation did not run: {done.stderr.strip()[-300:]}", "local-mlops doctor")
+        raise LocalMlopsError(
+            f"validation did not run: {done.stderr.strip()[-300:]}", "local-mlops doctor"
+        )
     if as_json:
         print_json(report)
     else:
         for finding in report.get("errors", [])[:20]:
-            err.print(f"[red]error[/red] {finding.get('rule')}: {finding.get('message')} ({finding.get('source-ref', '')})")
+            err.print(
+                f"[red]error[/red] {finding.get('rule')}: {finding.get('message')} ({finding.get('source-ref', '')})"
+            )
         for finding in report.get("warnings", [])[:20]:
             err.print(f"[yellow]warning[/yellow] {finding.get('rule')}: {finding.get('message')}")
         err.print(f"validation {report.get('status')}: {report.get('counts')}")

@@ -34,7 +34,9 @@ def down(ctx: typer.Context) -> None:
     err.print("[green]✓[/green] dev environment stopped")
 
 
-def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)) -> None:
+def status(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
+) -> None:
     """Show what runs and where: emulator, image, endpoints.
 
     Example: local-mlops status --json

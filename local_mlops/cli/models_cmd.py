@@ -10,7 +10,9 @@ from rich.table import Table
 from local_mlops.cli.common import JSON_HELP, out, print_json, settings_from
 from local_mlops.cli.stores import opened_target
 
-app = typer.Typer(help="The model registry.\n\nExample: local-mlops models list", no_args_is_help=True)
+app = typer.Typer(
+    help="The model registry.\n\nExample: local-mlops models list", no_args_is_help=True
+)
 TARGET_HELP = "Look at SageMaker Model Registry instead of the local one."
 
 
@@ -25,7 +27,9 @@ def _accuracy(package: dict[str, Any]) -> str:
 @app.command("list")
 def list_models(
     ctx: typer.Context,
-    group: str = typer.Option(None, "--group", help="Model package group (default: the configured one)."),
+    group: str = typer.Option(
+        None, "--group", help="Model package group (default: the configured one)."
+    ),
     cloud: bool = typer.Option(False, "--cloud", help=TARGET_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -39,13 +43,17 @@ def list_models(
     if as_json:
         print_json(packages)
         return
-    table = Table("group", "version", "status", "accuracy", "created", "run", "model data",
-                  title="models")
+    table = Table(
+        "group", "version", "status", "accuracy", "created", "run", "model data", title="models"
+    )
     for package in packages:
         containers = package.get("InferenceSpecification", {}).get("Containers", [{}])
         table.add_row(
-            package.get("ModelPackageGroupName", ""), str(package.get("ModelPackageVersion", "")),
-            package.get("ModelApprovalStatus", ""), _accuracy(package), str(package.get("CreationTime", "")),
+            package.get("ModelPackageGroupName", ""),
+            str(package.get("ModelPackageVersion", "")),
+            package.get("ModelApprovalStatus", ""),
+            _accuracy(package),
+            str(package.get("CreationTime", "")),
             str(package.get("PipelineExecutionArn") or "").rsplit("/", 1)[-1],
             containers[0].get("ModelDataUrl", ""),
         )

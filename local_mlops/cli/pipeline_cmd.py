@@ -9,7 +9,9 @@ import typer
 
 from local_mlops.cli.common import err, settings_from
 
-app = typer.Typer(help="The pipeline definition.\n\nExample: local-mlops pipeline show", no_args_is_help=True)
+app = typer.Typer(
+    help="The pipeline definition.\n\nExample: local-mlops pipeline show", no_args_is_help=True
+)
 
 
 def _definition(ctx: typer.Context, local: bool, tune: bool) -> str:

@@ -51,7 +51,9 @@ class StepBoard:
 
 
 def _summary(result: runner.RunResult) -> Table:
-    table = Table(show_header=False, title=f"run {result.status}", title_style=STYLE.get(result.status, ""))
+    table = Table(
+        show_header=False, title=f"run {result.status}", title_style=STYLE.get(result.status, "")
+    )
     table.add_row("execution", result.execution_arn)
     table.add_row("wall time", f"{result.seconds:.1f} s")
     for name in ("accuracy", "macro_f1", "weighted_f1"):
@@ -59,9 +61,14 @@ def _summary(result: runner.RunResult) -> Table:
             table.add_row(name, f"{result.metrics[name]:.4f}")
     if result.model_package:
         package = result.model_package
-        table.add_row("registered", f"{package['ModelPackageGroupName']} v{package['ModelPackageVersion']} "
-                      f"({package['ModelApprovalStatus']})")
-        table.add_row("model data", package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"])
+        table.add_row(
+            "registered",
+            f"{package['ModelPackageGroupName']} v{package['ModelPackageVersion']} "
+            f"({package['ModelApprovalStatus']})",
+        )
+        table.add_row(
+            "model data", package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        )
     table.add_row("follow up", result.console_url)
     return table
 
@@ -69,29 +76,44 @@ def _summary(result: runner.RunResult) -> Table:
 def _print_failure(result: runner.RunResult) -> None:
     for step in result.steps:
         if step.get("StepStatus") == "Failed":
-            err.print(f"[bold red]step {step['StepName']} failed:[/bold red] {step.get('FailureReason', '')}",
-                      soft_wrap=True)
+            err.print(
+                f"[bold red]step {step['StepName']} failed:[/bold red] {step.get('FailureReason', '')}",
+                soft_wrap=True,
+            )
             tail = step.get("LogTail") or []
             if tail:
                 err.print("[dim]--- last lines of its container log ---[/dim]")
-                err.print("\n".join(tail if isinstance(tail, list) else str(tail).splitlines()),
-                          markup=False, style="dim")
+                err.print(
+                    "\n".join(tail if isinstance(tail, list) else str(tail).splitlines()),
+                    markup=False,
+                    style="dim",
+                )
 
 
 def run(
     ctx: typer.Context,
-    local: bool = typer.Option(True, "--local/--cloud", help="Run in Docker locally (default) or on SageMaker."),
-    dataset: str = typer.Option(None, "--dataset", help="digits (default, embedded), cifar10 or imagefolder."),
+    local: bool = typer.Option(
+        True, "--local/--cloud", help="Run in Docker locally (default) or on SageMaker."
+    ),
+    dataset: str = typer.Option(
+        None, "--dataset", help="digits (default, embedded), cifar10 or imagefolder."
+    ),
     data: str = typer.Option(None, "--data", help="A local path or s3:// URI of the dataset."),
-    tune: bool = typer.Option(False, "--tune", help="Hyperparameter tuning instead of one training job."),
+    tune: bool = typer.Option(
+        False, "--tune", help="Hyperparameter tuning instead of one training job."
+    ),
     max_jobs: int = typer.Option(4, "--max-jobs", help="Tuning: training jobs in all."),
     max_parallel_jobs: int = typer.Option(2, "--max-parallel-jobs", help="Tuning: jobs at once."),
     strategy: str = typer.Option("Bayesian", "--strategy", help="Tuning: Bayesian or Random."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-run every step."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     backbone: str = typer.Option(None, "--backbone", help="resnet18 or mobilenet_v3_small."),
-    threshold: float = typer.Option(None, "--threshold", help="Accuracy needed to register the model."),
-    spot: bool = typer.Option(False, "--spot", help="Cloud: managed spot training with checkpoints."),
+    threshold: float = typer.Option(
+        None, "--threshold", help="Accuracy needed to register the model."
+    ),
+    spot: bool = typer.Option(
+        False, "--spot", help="Cloud: managed spot training with checkpoints."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Cloud: do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -102,24 +124,47 @@ def run(
     from local_mlops import graph, runner
 
     settings = settings_from(
-        ctx, target="local" if local else "cloud", dataset=dataset, data=data, epochs=epochs,
-        backbone=backbone, accuracy_threshold=threshold,
+        ctx,
+        target="local" if local else "cloud",
+        dataset=dataset,
+        data=data,
+        epochs=epochs,
+        backbone=backbone,
+        accuracy_threshold=threshold,
     )
     options = runner.RunOptions(
-        tune=tune, cache=not no_cache, data=data, max_jobs=max_jobs,
-        max_parallel_jobs=max_parallel_jobs, strategy=strategy, spot=spot,
-        parameters={"Epochs": settings.epochs, "Backbone": settings.backbone,
-                    "AccuracyThreshold": settings.accuracy_threshold},
+        tune=tune,
+        cache=not no_cache,
+        data=data,
+        max_jobs=max_jobs,
+        max_parallel_jobs=max_parallel_jobs,
+        strategy=strategy,
+        spot=spot,
+        parameters={
+            "Epochs": settings.epochs,
+            "Backbone": settings.backbone,
+            "AccuracyThreshold": settings.accuracy_threshold,
+        },
     )
     if not local:
         from local_mlops.cli.cloud_preflight import confirm_cloud_run
 
         confirm_cloud_run(settings, options, yes)
-    names = [graph.VALIDATE, graph.PREPROCESS, graph.TUNE if tune else graph.TRAIN, graph.EVALUATE, graph.CHECK]
+    names = [
+        graph.VALIDATE,
+        graph.PREPROCESS,
+        graph.TUNE if tune else graph.TRAIN,
+        graph.EVALUATE,
+        graph.CHECK,
+    ]
     board = StepBoard(names)
     with Live(board, console=err, refresh_per_second=4, transient=False):
-        result = runner.run(settings, options, say=lambda m: err.print(f"[cyan]›[/cyan] {m}"),
-                            on_step_event=board.event)
+        result = runner.run(
+            settings,
+            options,
+            say=lambda m: err.print(f"[cyan]›[/cyan] {m}"),
+            on_step_event=board.event,
+        )
     if as_json:
         print_json(result.as_dict())
     else:

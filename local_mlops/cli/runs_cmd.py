@@ -38,8 +38,11 @@ def list_runs(
     table = Table("execution", "status", "started", "duration", "steps", title="runs")
     for record in records:
         table.add_row(
-            record["ExecutionId"], record.get("Status", ""), str(record.get("StartTime", "")),
-            _duration(record.get("StartTime"), record.get("EndTime")), str(len(record.get("Steps", []))),
+            record["ExecutionId"],
+            record.get("Status", ""),
+            str(record.get("StartTime", "")),
+            _duration(record.get("StartTime"), record.get("EndTime")),
+            str(len(record.get("Steps", []))),
         )
     out.print(table)
 
@@ -61,13 +64,18 @@ def describe(
     if as_json:
         print_json(record)
         return
-    out.print(f"[bold]{record['ExecutionId']}[/bold]  {record.get('Status')}  {record.get('FailureReason', '')}")
+    out.print(
+        f"[bold]{record['ExecutionId']}[/bold]  {record.get('Status')}  {record.get('FailureReason', '')}"
+    )
     table = Table("step", "type", "status", "duration", "attempts", "note")
     for step in record.get("Steps", []):
         note = "cached" if step.get("CacheHitResult") else step.get("FailureReason", "")
         table.add_row(
-            step.get("StepName", ""), step.get("StepType", ""), step.get("StepStatus", ""),
-            _duration(step.get("StartTime"), step.get("EndTime")), str(step.get("Attempts", "")),
+            step.get("StepName", ""),
+            step.get("StepType", ""),
+            step.get("StepStatus", ""),
+            _duration(step.get("StartTime"), step.get("EndTime")),
+            str(step.get("Attempts", "")),
             str(note)[:120],
         )
     out.print(table)

@@ -31,7 +31,9 @@ def runtime_image(session_settings: Settings) -> str:
 
 
 @pytest.fixture(scope="session")
-def s3(session_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
+def s3(
+    session_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, str]]:
     """An embedded moto server on the Docker bridge address, with the bucket created."""
     settings = replace(session_settings, state_dir=str(tmp_path_factory.mktemp("s3-state")))
     server = emulator.EmbeddedEmulator(settings)

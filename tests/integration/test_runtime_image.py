@@ -18,10 +18,15 @@ pytestmark = pytest.mark.docker
 SAGEMAKER_NETWORK = "sagemaker-local"
 
 
-def run_in(image: str, docker_args: list[str], command: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_in(
+    image: str, docker_args: list[str], command: list[str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["docker", "run", "--rm", *docker_args, image, *command],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -36,10 +41,16 @@ def write_tiny_channels(base: Path, n_per_class: int = 6, classes: int = 3, size
         labels = np.repeat(np.arange(classes), n_per_class)
         images = (rng.random((len(labels), size, size, 3)) * 60).astype("uint8")
         images[..., 0] += (labels * 60).astype("uint8")[:, None, None]  # learnable signal
-        np.savez(folder / "data.npz", images=images, labels=labels.astype("int64"),
-                 source_refs=np.array([f"s3://b/{i}.png" for i in range(len(labels))]))
+        np.savez(
+            folder / "data.npz",
+            images=images,
+            labels=labels.astype("int64"),
+            source_refs=np.array([f"s3://b/{i}.png" for i in range(len(labels))]),
+        )
         (folder / "classes.json").write_text(json.dumps([f"c{i}" for i in range(classes)]))
-        (folder / "normalization.json").write_text(json.dumps({"mean": [0.3] * 3, "std": [0.2] * 3}))
+        (folder / "normalization.json").write_text(
+            json.dumps({"mean": [0.3] * 3, "std": [0.2] * 3})
+        )
 
 
 def test_image_holds_no_wheels_or_pip_caches(runtime_image: str) -> None:
@@ -64,7 +75,9 @@ def test_train_on_a_tiny_channel_writes_the_model(runtime_image: str, tmp_path: 
     assert (base / "model" / "model.pt").stat().st_size > 1000
 
 
-def test_bad_hyperparameter_fails_with_the_reason_in_output_failure(runtime_image: str, tmp_path: Path) -> None:
+def test_bad_hyperparameter_fails_with_the_reason_in_output_failure(
+    runtime_image: str, tmp_path: Path
+) -> None:
     base = tmp_path / "ml"
     write_tiny_channels(base)
     (base / "input" / "config").mkdir(parents=True)
@@ -85,14 +98,30 @@ def test_serve_answers_ping_on_the_bind_to_port(runtime_image: str, tmp_path: Pa
     write_tiny_channels(base)
     (base / "input" / "config").mkdir(parents=True)
     (base / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps({"epochs": "1", "batch_size": "8", "backbone": "mobilenet_v3_small"}))
+        json.dumps({"epochs": "1", "batch_size": "8", "backbone": "mobilenet_v3_small"})
+    )
     assert run_in(runtime_image, ["-v", f"{base}:/opt/ml"], ["train"]).returncode == 0
     port = free_port()
     name = f"local-mlops-test-serve-{port}"
     subprocess.run(
-        ["docker", "run", "-d", "--rm", "--name", name, "-e", "SAGEMAKER_BIND_TO_PORT=8085",
-         "-p", f"127.0.0.1:{port}:8085", "-v", f"{base / 'model'}:/opt/ml/model:ro", runtime_image, "serve"],
-        check=True, capture_output=True,
+        [
+            "docker",
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            name,
+            "-e",
+            "SAGEMAKER_BIND_TO_PORT=8085",
+            "-p",
+            f"127.0.0.1:{port}:8085",
+            "-v",
+            f"{base / 'model'}:/opt/ml/model:ro",
+            runtime_image,
+            "serve",
+        ],
+        check=True,
+        capture_output=True,
     )
     try:
         deadline, status = time.monotonic() + 90, None
@@ -118,9 +147,13 @@ def test_container_on_the_sagemaker_network_round_trips_an_object(runtime_image:
     settings, url = s3
     client = __import__("local_mlops.emulator", fromlist=["s3_client"]).s3_client(settings, url)
     client.put_object(Bucket=settings.bucket, Key="hello/in.txt", Body=b"from the host")
-    get_url = client.generate_presigned_url("get_object", Params={"Bucket": settings.bucket, "Key": "hello/in.txt"})
+    get_url = client.generate_presigned_url(
+        "get_object", Params={"Bucket": settings.bucket, "Key": "hello/in.txt"}
+    )
     put_url = client.generate_presigned_url(
-        "put_object", Params={"Bucket": settings.bucket, "Key": "hello/out.txt", "ContentType": "text/plain"})
+        "put_object",
+        Params={"Bucket": settings.bucket, "Key": "hello/out.txt", "ContentType": "text/plain"},
+    )
     ensure_network(SAGEMAKER_NETWORK)
     script = (
         "import sys, urllib.request as u\n"
@@ -128,7 +161,9 @@ def test_container_on_the_sagemaker_network_round_trips_an_object(runtime_image:
         "req = u.Request(sys.argv[2], data=body.upper(), method='PUT', headers={'Content-Type': 'text/plain'})\n"
         "u.urlopen(req, timeout=10)\n"
     )
-    done = run_in(runtime_image, ["--network", SAGEMAKER_NETWORK], ["python3", "-c", script, get_url, put_url])
+    done = run_in(
+        runtime_image, ["--network", SAGEMAKER_NETWORK], ["python3", "-c", script, get_url, put_url]
+    )
     assert done.returncode == 0, done.stderr
     body = client.get_object(Bucket=settings.bucket, Key="hello/out.txt")["Body"].read()
     assert body == b"FROM THE HOST"

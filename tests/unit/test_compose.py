@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -18,7 +17,12 @@ V5 = "Docker Compose version v5.0.1"
 
 @pytest.mark.parametrize(
     ("text", "version", "sdk_accepts"),
-    [(V1, "1.29.2", False), (V2, "2.27.0", True), (V2_DISTRO, "2.20.2", False), (V5, "5.0.1", False)],
+    [
+        (V1, "1.29.2", False),
+        (V2, "2.27.0", True),
+        (V2_DISTRO, "2.20.2", False),
+        (V5, "5.0.1", False),
+    ],
 )
 def test_version_parsing_and_the_sdks_verdict(text: str, version: str, sdk_accepts: bool) -> None:
     assert dockerhost.parse_compose_version(text) == version
@@ -64,7 +68,9 @@ def test_accepted_plugin_needs_no_shim(tmp_path: Path, monkeypatch: pytest.Monke
     assert not (tmp_path / "shim" / "docker-compose").exists()
 
 
-def test_no_compose_at_all_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_compose_at_all_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(dockerhost.LocalMlopsError, match="Docker Compose is not installed"):
         dockerhost.ensure_sdk_compose(tmp_path / "shim")

@@ -57,7 +57,9 @@ def test_values_are_typed(tmp_path: Path) -> None:
 
 def test_bad_value_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(LocalMlopsError, match="epochs"):
-        load_settings(config_file=write_config(tmp_path, ""), environ={"LOCAL_MLOPS_EPOCHS": "many"})
+        load_settings(
+            config_file=write_config(tmp_path, ""), environ={"LOCAL_MLOPS_EPOCHS": "many"}
+        )
 
 
 def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
@@ -78,5 +80,7 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
 
 def test_ecr_repository_changes_the_image_uri(tmp_path: Path) -> None:
     repo = "123456789012.dkr.ecr.us-east-1.amazonaws.com/local-mlops-runtime"
-    settings = load_settings({"image_repository": repo}, config_file=write_config(tmp_path, ""), environ={})
+    settings = load_settings(
+        {"image_repository": repo}, config_file=write_config(tmp_path, ""), environ={}
+    )
     assert settings.image_uri == f"{repo}:0.1.0"
