@@ -35,5 +35,7 @@ def model_files_dir(model_dir: Path, scratch: Path) -> Path:
     archive = model_dir / contract.MODEL_ARCHIVE_FILE
     if archive.is_file():
         return extract_model_archive(archive, scratch)
-    raise UserError(f"{model_dir} holds neither {contract.MODEL_META_FILE} nor "
-                    f"{contract.MODEL_ARCHIVE_FILE}; pass the training step's model artifact")
+    raise UserError(
+        f"{model_dir} holds neither {contract.MODEL_META_FILE} nor "
+        f"{contract.MODEL_ARCHIVE_FILE}; pass the training step's model artifact"
+    )

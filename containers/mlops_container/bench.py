@@ -17,8 +17,9 @@ from . import contract
 from .models import build_model
 
 
-def bare_loop(npz_path: Path, backbone: str = "resnet18", epochs: int = 1,
-              batch_size: int = 64) -> float:
+def bare_loop(
+    npz_path: Path, backbone: str = "resnet18", epochs: int = 1, batch_size: int = 64
+) -> float:
     """Train ``epochs`` passes over ``data.npz`` and return images per second."""
     torch.set_num_threads(contract.num_cpus())
     with np.load(npz_path) as data:
@@ -32,10 +33,11 @@ def bare_loop(npz_path: Path, backbone: str = "resnet18", epochs: int = 1,
     for _ in range(epochs):
         order = torch.randperm(len(labels))
         for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
+            index = order[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(model(images[index].float().div_(255)),
-                                               labels[index])
+            loss = nn.functional.cross_entropy(
+                model(images[index].float().div_(255)), labels[index]
+            )
             loss.backward()
             optimizer.step()
     return epochs * len(labels) / (time.perf_counter() - started)

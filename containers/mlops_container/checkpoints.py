@@ -47,8 +47,11 @@ def load(directory: Path) -> dict[str, Any] | None:
 
 def rng_states() -> dict[str, Any]:
     """Torch, numpy and Python RNG states."""
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate()}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
 
 
 def restore_rng(states: dict[str, Any]) -> None:

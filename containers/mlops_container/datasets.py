@@ -149,7 +149,9 @@ def _download_cifar10() -> Path:
 
 
 def _image_files(folder: Path) -> Iterator[Path]:
-    return (p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return (
+        p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def _file_loader(path: Path) -> Callable[[], Image.Image]:

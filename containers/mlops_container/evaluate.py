@@ -36,13 +36,14 @@ MARGIN = 90
 
 def build_parser() -> argparse.ArgumentParser:
     """The evaluation step's command line."""
-    parser = argparse.ArgumentParser(prog="python3 -m mlops_container.evaluate",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python3 -m mlops_container.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model-dir", type=Path, default=contract.processing_path("model"))
     parser.add_argument("--test-dir", type=Path, default=contract.processing_path("test"))
-    parser.add_argument("--output-dir", type=Path,
-                        default=contract.processing_path("evaluation"))
+    parser.add_argument("--output-dir", type=Path, default=contract.processing_path("evaluation"))
     return parser
 
 
@@ -51,7 +52,7 @@ def predict(model: torch.nn.Module, images: np.ndarray, batch: int = 256) -> np.
     """Top-1 predictions for uint8 NHWC images."""
     outputs = []
     for start in range(0, len(images), batch):
-        chunk = torch.from_numpy(images[start:start + batch].transpose(0, 3, 1, 2).copy())
+        chunk = torch.from_numpy(images[start : start + batch].transpose(0, 3, 1, 2).copy())
         outputs.append(model(chunk.float().div_(255)).argmax(1).numpy())
     return np.concatenate(outputs)
 
@@ -61,9 +62,11 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) 
     labels = list(range(len(classes)))
     matrix = confusion_matrix(y_true, y_pred, labels=labels)
     precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0)
-    weighted = precision_recall_fscore_support(y_true, y_pred, labels=labels,
-                                               average="weighted", zero_division=0)
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    weighted = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="weighted", zero_division=0
+    )
     macro_f1 = float(np.mean(f1))
 
     def value(x: float) -> dict[str, Any]:
@@ -81,8 +84,13 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) 
             },
         },
         "per_class": {
-            classes[i]: {"precision": float(precision[i]), "recall": float(recall[i]),
-                         "f1": float(f1[i]), "support": int(support[i])} for i in labels
+            classes[i]: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i in labels
         },
         "test_items": int(len(y_true)),
     }
@@ -100,17 +108,23 @@ def draw_confusion_matrix(matrix: np.ndarray, classes: list[str], path: Path) ->
     for i, name in enumerate(classes):
         short = name[:8]
         draw.text((8, MARGIN + i * CELL + CELL // 3), short, fill="black", font=font)
-        draw.text((MARGIN + i * CELL + 4, MARGIN - 40 + (i % 2) * 14), short, fill="black",
-                  font=font)
+        draw.text(
+            (MARGIN + i * CELL + 4, MARGIN - 40 + (i % 2) * 14), short, fill="black", font=font
+        )
         for j in range(n):
             share = matrix[i, j] / rows[i, 0]
             shade = int(255 - 180 * share)
-            box = (MARGIN + j * CELL, MARGIN + i * CELL, MARGIN + (j + 1) * CELL,
-                   MARGIN + (i + 1) * CELL)
+            box = (
+                MARGIN + j * CELL,
+                MARGIN + i * CELL,
+                MARGIN + (j + 1) * CELL,
+                MARGIN + (i + 1) * CELL,
+            )
             draw.rectangle(box, fill=(shade, shade, 255), outline="gray")
             color = "white" if share > 0.6 else "black"
-            draw.text((box[0] + 6, box[1] + CELL // 3), str(int(matrix[i, j])), fill=color,
-                      font=font)
+            draw.text(
+                (box[0] + 6, box[1] + CELL // 3), str(int(matrix[i, j])), fill=color, font=font
+            )
     image.save(path, format="PNG")
 
 
@@ -124,9 +138,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     with np.load(data_file) as data:
         images, labels = data["images"], data["labels"]
     if images.shape[1] != meta["image_size"]:
-        raise UserError(f"test images are {images.shape[1]} px but the model expects "
-                        f"{meta['image_size']} px; preprocess with --image-size "
-                        f"{meta['image_size']}")
+        raise UserError(
+            f"test images are {images.shape[1]} px but the model expects "
+            f"{meta['image_size']} px; preprocess with --image-size "
+            f"{meta['image_size']}"
+        )
     classes = list(meta["classes"])
     predictions = predict(model, images)
     report = compute_metrics(labels, predictions, classes)
@@ -134,11 +150,15 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     metrics = report["multiclass_classification_metrics"]
     (args.output_dir / contract.EVALUATION_FILE).write_text(json.dumps(report, indent=1) + "\n")
     (args.output_dir / contract.CONFUSION_JSON_FILE).write_text(
-        json.dumps({"classes": classes, "matrix": metrics["confusion_matrix"]}, indent=1) + "\n")
+        json.dumps({"classes": classes, "matrix": metrics["confusion_matrix"]}, indent=1) + "\n"
+    )
     matrix = confusion_matrix(labels, predictions, labels=list(range(len(classes))))
     draw_confusion_matrix(matrix, classes, args.output_dir / contract.CONFUSION_PNG_FILE)
-    print(f"test accuracy={metrics['accuracy']['value']:.4f} "
-          f"macro_f1={metrics['macro_f1']['value']:.4f} items={report['test_items']}", flush=True)
+    print(
+        f"test accuracy={metrics['accuracy']['value']:.4f} "
+        f"macro_f1={metrics['macro_f1']['value']:.4f} items={report['test_items']}",
+        flush=True,
+    )
     return report
 
 

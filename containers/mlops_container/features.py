@@ -15,7 +15,14 @@ from PIL import Image
 
 INTEGRAL_FEATURES = ("width", "height")
 FEATURE_NAMES = (
-    "brightness", "contrast", "width", "height", "mean_r", "mean_g", "mean_b", "sharpness",
+    "brightness",
+    "contrast",
+    "width",
+    "height",
+    "mean_r",
+    "mean_g",
+    "mean_b",
+    "sharpness",
 )
 LABEL_FEATURE = "label"
 KLL_BUCKETS = 10
@@ -37,8 +44,13 @@ def image_features(image: Image.Image) -> dict[str, float]:
     rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
     luminance = rgb @ np.array([0.299, 0.587, 0.114])
     padded = np.pad(luminance, 1, mode="edge")
-    laplacian = (padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:]
-                 - 4.0 * luminance)
+    laplacian = (
+        padded[:-2, 1:-1]
+        + padded[2:, 1:-1]
+        + padded[1:-1, :-2]
+        + padded[1:-1, 2:]
+        - 4.0 * luminance
+    )
     return {
         "brightness": float(luminance.mean()),
         "contrast": float(luminance.std()),
@@ -57,8 +69,11 @@ def _kll_buckets(values: np.ndarray) -> list[dict[str, float]]:
         return [{"lower_bound": low, "upper_bound": high, "count": float(values.size)}]
     counts, edges = np.histogram(values, bins=KLL_BUCKETS, range=(low, high))
     return [
-        {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]),
-         "count": float(counts[i])}
+        {
+            "lower_bound": float(edges[i]),
+            "upper_bound": float(edges[i + 1]),
+            "count": float(counts[i]),
+        }
         for i in range(len(counts))
     ]
 
@@ -115,7 +130,8 @@ def build_constraints(statistics: dict[str, Any]) -> dict[str, Any]:
     features = []
     for feature in statistics["features"]:
         entry: dict[str, Any] = {
-            "name": feature["name"], "inferred_type": feature["inferred_type"],
+            "name": feature["name"],
+            "inferred_type": feature["inferred_type"],
             "completeness": 1.0,
         }
         if feature["inferred_type"] != "String":

@@ -39,11 +39,18 @@ class Hyperparameters:
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "backbone": BACKBONES, "optimizer": OPTIMIZERS, "weights": WEIGHTS, "augment": AUGMENTS,
+    "backbone": BACKBONES,
+    "optimizer": OPTIMIZERS,
+    "weights": WEIGHTS,
+    "augment": AUGMENTS,
 }
 RANGES: dict[str, tuple[float, float]] = {
-    "epochs": (1, 10_000), "learning_rate": (1e-8, 10.0), "batch_size": (1, 65_536),
-    "weight_decay": (0.0, 1.0), "freeze_epochs": (0, 10_000), "seed": (0, 2**32 - 1),
+    "epochs": (1, 10_000),
+    "learning_rate": (1e-8, 10.0),
+    "batch_size": (1, 65_536),
+    "weight_decay": (0.0, 1.0),
+    "freeze_epochs": (0, 10_000),
+    "seed": (0, 2**32 - 1),
     "num_workers": (0, 64),
 }
 
@@ -63,8 +70,10 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
     if kind is str:
         text = str(value).strip().lower()
         if allowed and text not in allowed:
-            raise UserError(f"hyperparameter {name}={value!r} is not allowed; "
-                            f"allowed values: {', '.join(allowed)}")
+            raise UserError(
+                f"hyperparameter {name}={value!r} is not allowed; "
+                f"allowed values: {', '.join(allowed)}"
+            )
         return text
     low, high = RANGES[name]
     if isinstance(value, bool):
@@ -76,11 +85,14 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
                 raise ValueError
             number = int(number)
     except (TypeError, ValueError) as error:
-        raise UserError(f"hyperparameter {name}={value!r} must be "
-                        f"{'an integer' if kind is int else 'a number'} in [{low}, {high}]") from error
+        raise UserError(
+            f"hyperparameter {name}={value!r} must be "
+            f"{'an integer' if kind is int else 'a number'} in [{low}, {high}]"
+        ) from error
     if not low <= number <= high:
-        raise UserError(f"hyperparameter {name}={value!r} is out of range; "
-                        f"allowed values: [{low}, {high}]")
+        raise UserError(
+            f"hyperparameter {name}={value!r} is out of range; allowed values: [{low}, {high}]"
+        )
     return number
 
 
@@ -97,8 +109,9 @@ def parse(raw: dict[str, Any]) -> Hyperparameters:
         values[name] = _coerce(name, kind, decode(value))
     result = Hyperparameters(**values)
     if result.freeze_epochs > result.epochs:
-        raise UserError(f"hyperparameter freeze_epochs={result.freeze_epochs} must be <= "
-                        f"epochs={result.epochs}")
+        raise UserError(
+            f"hyperparameter freeze_epochs={result.freeze_epochs} must be <= epochs={result.epochs}"
+        )
     return result
 
 

@@ -36,14 +36,21 @@ JOB_NAME_PREFIX = "labeling-job/local-mlops-import-"
 def build_parser() -> argparse.ArgumentParser:
     """The importer's command line."""
     parser = argparse.ArgumentParser(
-        prog="python3 -m mlops_container.importer", description=__doc__,
+        prog="python3 -m mlops_container.importer",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dataset", choices=DATASETS, required=True)
     parser.add_argument("--output", type=Path, required=True, help="directory to write")
     parser.add_argument("--base-uri", required=True, help="s3://... or a local dir")
-    parser.add_argument("--source", "--data", dest="source", type=Path, default=None,
-                        help="cifar10 archive/dir, or the image folder")
+    parser.add_argument(
+        "--source",
+        "--data",
+        dest="source",
+        type=Path,
+        default=None,
+        help="cifar10 archive/dir, or the image folder",
+    )
     parser.add_argument("--per-class", type=int, default=None, help="images per class (subset)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--labels", type=Path, default=None, help="labels for --dataset unlabeled")
@@ -97,15 +104,23 @@ def import_dataset(args: argparse.Namespace) -> Counter[str]:
         target = args.output / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         sample.load().save(target, format="PNG")
-        entries.append(make_entry(
-            join_uri(args.base_uri, relative), label_of[sample.class_name], sample.class_name,
-            job_name, dataset.human_annotated, args.label_attribute,
-        ))
+        entries.append(
+            make_entry(
+                join_uri(args.base_uri, relative),
+                label_of[sample.class_name],
+                sample.class_name,
+                job_name,
+                dataset.human_annotated,
+                args.label_attribute,
+            )
+        )
         counts[sample.class_name] += 1
     write_manifest(args.output / contract.MANIFEST_FILE, entries)
     write_classes(args.output / contract.CLASSES_FILE, dataset.classes)
     per_class = " ".join(f"{name}={counts[name]}" for name in dataset.classes)
-    unlabeled = f", unlabeled (not in manifest)={len(dataset.unlabeled)}" if dataset.unlabeled else ""
+    unlabeled = (
+        f", unlabeled (not in manifest)={len(dataset.unlabeled)}" if dataset.unlabeled else ""
+    )
     print(f"imported {len(entries)} images into {args.output}: {per_class}{unlabeled}", flush=True)
     return counts
 

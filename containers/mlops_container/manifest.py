@@ -125,7 +125,9 @@ def read_classes(path: Path) -> list[str]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
-        raise UserError(f"{CLASSES_FILE} not found at {path}; it must sit next to the manifest") from error
+        raise UserError(
+            f"{CLASSES_FILE} not found at {path}; it must sit next to the manifest"
+        ) from error
     except json.JSONDecodeError as error:
         raise UserError(f"{path} is not valid JSON: {error.msg}") from error
     if not isinstance(value, list) or not all(isinstance(name, str) for name in value):

@@ -73,14 +73,16 @@ def build_backbone(architecture: str, num_classes: int, image_size: int) -> nn.M
     raise UserError(f"unknown backbone {architecture!r}; allowed: {', '.join(BACKBONES)}")
 
 
-def build_model(architecture: str, num_classes: int, image_size: int,
-                mean: list[float], std: list[float]) -> NormalizedClassifier:
+def build_model(
+    architecture: str, num_classes: int, image_size: int, mean: list[float], std: list[float]
+) -> NormalizedClassifier:
     """The full model: normalization + adapted backbone."""
     return NormalizedClassifier(build_backbone(architecture, num_classes, image_size), mean, std)
 
 
-def load_backbone_weights(backbone: nn.Module, state: dict[str, torch.Tensor],
-                          architecture: str) -> None:
+def load_backbone_weights(
+    backbone: nn.Module, state: dict[str, torch.Tensor], architecture: str
+) -> None:
     """Load pretrained weights, tolerating only a missing or differently-sized head."""
     head = head_prefix(architecture)
     own = backbone.state_dict()
@@ -129,8 +131,11 @@ def save_artifact(model_dir: Path, model: nn.Module, meta: dict[str, Any]) -> No
     """Write ``model.pt`` and ``model.json`` (``meta`` must describe the architecture)."""
     model_dir.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), model_dir / contract.MODEL_WEIGHTS_FILE)
-    full = {**meta, "input": INPUT_DESCRIPTION,
-            "framework": {"torch": torch.__version__, "torchvision": torchvision.__version__}}
+    full = {
+        **meta,
+        "input": INPUT_DESCRIPTION,
+        "framework": {"torch": torch.__version__, "torchvision": torchvision.__version__},
+    }
     (model_dir / contract.MODEL_META_FILE).write_text(json.dumps(full, indent=1) + "\n")
 
 
@@ -139,12 +144,19 @@ def load_model(model_dir: Path) -> tuple[nn.Module, dict[str, Any]]:
     meta_path = model_dir / contract.MODEL_META_FILE
     weights = model_dir / contract.MODEL_WEIGHTS_FILE
     if not meta_path.is_file() or not weights.is_file():
-        raise UserError(f"{model_dir} must contain {contract.MODEL_WEIGHTS_FILE} and "
-                        f"{contract.MODEL_META_FILE} (the training job's model artifact)")
+        raise UserError(
+            f"{model_dir} must contain {contract.MODEL_WEIGHTS_FILE} and "
+            f"{contract.MODEL_META_FILE} (the training job's model artifact)"
+        )
     meta = json.loads(meta_path.read_text())
     norm = meta["normalization"]
-    model = build_model(meta["architecture"], int(meta["num_classes"]), int(meta["image_size"]),
-                        norm["mean"], norm["std"])
+    model = build_model(
+        meta["architecture"],
+        int(meta["num_classes"]),
+        int(meta["image_size"]),
+        norm["mean"],
+        norm["std"],
+    )
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model.eval()
     return model, meta

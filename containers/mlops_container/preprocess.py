@@ -47,7 +47,8 @@ class Prepared:
 def build_parser() -> argparse.ArgumentParser:
     """The preprocess step's command line."""
     parser = argparse.ArgumentParser(
-        prog="python3 -m mlops_container.preprocess", description=__doc__,
+        prog="python3 -m mlops_container.preprocess",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--input-dir", type=Path, default=contract.processing_path("input/data"))
@@ -67,8 +68,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--image-size must be in [4, 1024], got {args.image_size}")
     fractions = (args.val_fraction, args.test_fraction)
     if not all(0 < f < 1 for f in fractions) or sum(fractions) >= 1:
-        raise UserError("--val-fraction and --test-fraction must be in (0, 1) and sum below 1; "
-                        f"got {args.val_fraction} and {args.test_fraction}")
+        raise UserError(
+            "--val-fraction and --test-fraction must be in (0, 1) and sum below 1; "
+            f"got {args.val_fraction} and {args.test_fraction}"
+        )
 
 
 def load_dataset(args: argparse.Namespace, num_classes: int) -> Prepared:
@@ -93,30 +96,37 @@ def load_dataset(args: argparse.Namespace, num_classes: int) -> Prepared:
         images.append(to_rgb_array(image, args.image_size))
         labels.append(record.label)
         refs.append(record.source_ref)
-    return Prepared(np.stack(images), np.asarray(labels, dtype=np.int64), np.asarray(refs),
-                    rows, duplicates)
+    return Prepared(
+        np.stack(images), np.asarray(labels, dtype=np.int64), np.asarray(refs), rows, duplicates
+    )
 
 
 def split_indices(labels: np.ndarray, val: float, test: float, seed: int) -> dict[str, np.ndarray]:
     """Seeded stratified train/validation/test indices (sorted within each split)."""
     indices = np.arange(len(labels))
     try:
-        rest, test_idx = train_test_split(indices, test_size=test, stratify=labels,
-                                          random_state=seed)
-        train_idx, val_idx = train_test_split(rest, test_size=val / (1 - test),
-                                              stratify=labels[rest], random_state=seed)
+        rest, test_idx = train_test_split(
+            indices, test_size=test, stratify=labels, random_state=seed
+        )
+        train_idx, val_idx = train_test_split(
+            rest, test_size=val / (1 - test), stratify=labels[rest], random_state=seed
+        )
     except ValueError as error:
-        raise UserError(f"cannot make a stratified split ({error}); every class needs enough "
-                        "examples for train, validation and test — add images or lower "
-                        "the fractions") from error
+        raise UserError(
+            f"cannot make a stratified split ({error}); every class needs enough "
+            "examples for train, validation and test — add images or lower "
+            "the fractions"
+        ) from error
     return {"train": np.sort(train_idx), "validation": np.sort(val_idx), "test": np.sort(test_idx)}
 
 
 def normalization(images: np.ndarray) -> dict[str, list[float]]:
     """Per-channel mean and std on the 0..1 scale."""
     pixels = images.reshape(-1, 3).astype(np.float64) / 255.0
-    return {"mean": pixels.mean(axis=0).round(6).tolist(),
-            "std": np.maximum(pixels.std(axis=0), 1e-6).round(6).tolist()}
+    return {
+        "mean": pixels.mean(axis=0).round(6).tolist(),
+        "std": np.maximum(pixels.std(axis=0), 1e-6).round(6).tolist(),
+    }
 
 
 def write_json(path: Path, value: object) -> None:
@@ -137,16 +147,23 @@ def preprocess(args: argparse.Namespace) -> dict[str, int]:
     write_json(out / "meta" / contract.NORMALIZATION_FILE, norm)
     for name, idx in splits.items():
         (out / name).mkdir(parents=True, exist_ok=True)
-        np.savez(out / name / contract.DATA_FILE, images=data.images[idx],
-                 labels=data.labels[idx], source_refs=data.refs[idx])
+        np.savez(
+            out / name / contract.DATA_FILE,
+            images=data.images[idx],
+            labels=data.labels[idx],
+            source_refs=data.refs[idx],
+        )
         for meta in (contract.CLASSES_FILE, contract.NORMALIZATION_FILE):
             shutil.copyfile(out / "meta" / meta, out / name / meta)
     statistics = build_statistics(data.features, [classes[i] for i in data.labels])
     write_json(out / "baseline" / contract.STATISTICS_FILE, statistics)
     write_json(out / "baseline" / contract.CONSTRAINTS_FILE, build_constraints(statistics))
     sizes = {name: len(idx) for name, idx in splits.items()}
-    print(f"splits train={sizes['train']} validation={sizes['validation']} test={sizes['test']} "
-          f"duplicates_removed={data.duplicates} image_size={args.image_size}", flush=True)
+    print(
+        f"splits train={sizes['train']} validation={sizes['validation']} test={sizes['test']} "
+        f"duplicates_removed={data.duplicates} image_size={args.image_size}",
+        flush=True,
+    )
     return sizes
 
 

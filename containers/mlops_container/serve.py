@@ -60,9 +60,15 @@ class Predictor:
         results = []
         for row in probabilities:
             index = int(row.argmax())
-            results.append({"label": self.classes[index], "index": index,
-                            "probabilities": {c: round(float(p), 6)
-                                              for c, p in zip(self.classes, row, strict=True)}})
+            results.append(
+                {
+                    "label": self.classes[index],
+                    "index": index,
+                    "probabilities": {
+                        c: round(float(p), 6) for c, p in zip(self.classes, row, strict=True)
+                    },
+                }
+            )
         return results
 
 
@@ -74,8 +80,11 @@ def decode_request(content_type: str, body: bytes) -> list[Image.Image]:
     elif media == JSON_TYPE:
         payloads = _json_payloads(body)
     else:
-        raise HTTPError(415, f"unsupported Content-Type {content_type!r}; use one of "
-                             f"{', '.join((*IMAGE_TYPES, JSON_TYPE))}")
+        raise HTTPError(
+            415,
+            f"unsupported Content-Type {content_type!r}; use one of "
+            f"{', '.join((*IMAGE_TYPES, JSON_TYPE))}",
+        )
     if not payloads or not all(payloads):
         raise HTTPError(400, "empty request body; send an image")
     images = []
@@ -83,8 +92,9 @@ def decode_request(content_type: str, body: bytes) -> list[Image.Image]:
         try:
             images.append(decode_bytes(payload))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-            raise HTTPError(400, f"image {number} cannot be decoded ({error}); send a valid "
-                                 "PNG or JPEG") from error
+            raise HTTPError(
+                400, f"image {number} cannot be decoded ({error}); send a valid PNG or JPEG"
+            ) from error
     return images
 
 
@@ -93,8 +103,10 @@ def _json_payloads(body: bytes) -> list[bytes]:
         document = json.loads(body)
         instances = document["instances"]
         assert isinstance(instances, list)
-        return [base64.b64decode(item["b64"] if isinstance(item, dict) else item, validate=True)
-                for item in instances]
+        return [
+            base64.b64decode(item["b64"] if isinstance(item, dict) else item, validate=True)
+            for item in instances
+        ]
     except (ValueError, KeyError, TypeError, AssertionError, binascii.Error) as error:
         raise HTTPError(400, 'JSON body must be {"instances": [<base64 image>, ...]}') from error
 
@@ -102,7 +114,9 @@ def _json_payloads(body: bytes) -> list[bytes]:
 def max_payload_bytes() -> int:
     """The request size limit from ``SAGEMAKER_MAX_PAYLOAD_IN_MB`` (default 6 MB)."""
     value = os.environ.get(contract.MAX_PAYLOAD_ENV, "")
-    megabytes = float(value) if value.replace(".", "", 1).isdigit() else contract.DEFAULT_MAX_PAYLOAD_MB
+    megabytes = (
+        float(value) if value.replace(".", "", 1).isdigit() else contract.DEFAULT_MAX_PAYLOAD_MB
+    )
     return int(megabytes * 1024 * 1024)
 
 
@@ -127,9 +141,14 @@ def make_handler(predictor: Predictor, limit: int) -> type[BaseHTTPRequestHandle
             if self.path == "/ping":
                 self.send_json(200, {"status": "healthy"})
             elif self.path == "/execution-parameters":
-                self.send_json(200, {"MaxConcurrentTransforms": 1,
-                                     "BatchStrategy": "MULTI_RECORD",
-                                     "MaxPayloadInMB": limit // (1024 * 1024)})
+                self.send_json(
+                    200,
+                    {
+                        "MaxConcurrentTransforms": 1,
+                        "BatchStrategy": "MULTI_RECORD",
+                        "MaxPayloadInMB": limit // (1024 * 1024),
+                    },
+                )
             else:
                 self.send_json(404, {"error": f"no route {self.path}"})
 
@@ -141,8 +160,13 @@ def make_handler(predictor: Predictor, limit: int) -> type[BaseHTTPRequestHandle
                 return
             if length > limit:
                 self.drain(length)
-                self.send_json(413, {"error": f"payload of {length} bytes exceeds the limit of "
-                                              f"{limit} bytes ({contract.MAX_PAYLOAD_ENV})"})
+                self.send_json(
+                    413,
+                    {
+                        "error": f"payload of {length} bytes exceeds the limit of "
+                        f"{limit} bytes ({contract.MAX_PAYLOAD_ENV})"
+                    },
+                )
                 return
             body = self.rfile.read(length)
             try:
@@ -167,20 +191,27 @@ def build_server(model_dir: Path, host: str, port: int) -> ThreadingHTTPServer:
     torch.set_num_threads(contract.num_cpus())
     with tempfile.TemporaryDirectory(prefix="model-") as scratch:
         model, meta = load_model(model_files_dir(model_dir, Path(scratch)))
-    server = ThreadingHTTPServer((host, port), make_handler(Predictor(model, meta),
-                                                            max_payload_bytes()))
+    server = ThreadingHTTPServer(
+        (host, port), make_handler(Predictor(model, meta), max_payload_bytes())
+    )
     server.daemon_threads = True
     return server
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Optional overrides; SageMaker starts ``serve`` without arguments."""
-    parser = argparse.ArgumentParser(prog="python3 -m mlops_container.serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python3 -m mlops_container.serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model-dir", type=Path, default=contract.path(contract.MODEL_PATH))
     parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int,
-                        default=int(os.environ.get(contract.BIND_PORT_ENV) or contract.DEFAULT_PORT))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get(contract.BIND_PORT_ENV) or contract.DEFAULT_PORT),
+    )
     return parser
 
 

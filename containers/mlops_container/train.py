@@ -68,18 +68,25 @@ class Split:
 
 def build_parser() -> argparse.ArgumentParser:
     """Optional overrides of the contract paths (SageMaker passes no arguments)."""
-    parser = argparse.ArgumentParser(prog="python3 -m mlops_container.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hyperparameters", type=Path,
-                        default=contract.path(contract.HYPERPARAMETERS_PATH))
+    parser = argparse.ArgumentParser(
+        prog="python3 -m mlops_container.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--hyperparameters", type=Path, default=contract.path(contract.HYPERPARAMETERS_PATH)
+    )
     parser.add_argument("--train", type=Path, default=contract.channel_dir(contract.TRAIN_CHANNEL))
-    parser.add_argument("--validation", type=Path,
-                        default=contract.channel_dir(contract.VALIDATION_CHANNEL))
-    parser.add_argument("--pretrained", type=Path,
-                        default=contract.channel_dir(contract.PRETRAINED_CHANNEL))
+    parser.add_argument(
+        "--validation", type=Path, default=contract.channel_dir(contract.VALIDATION_CHANNEL)
+    )
+    parser.add_argument(
+        "--pretrained", type=Path, default=contract.channel_dir(contract.PRETRAINED_CHANNEL)
+    )
     parser.add_argument("--model-dir", type=Path, default=contract.path(contract.MODEL_PATH))
-    parser.add_argument("--output-data-dir", type=Path,
-                        default=contract.path(contract.OUTPUT_DATA_PATH))
+    parser.add_argument(
+        "--output-data-dir", type=Path, default=contract.path(contract.OUTPUT_DATA_PATH)
+    )
     parser.add_argument("--checkpoint-dir", type=Path, default=contract.checkpoint_dir())
     return parser
 
@@ -95,8 +102,10 @@ def load_split(channel: Path, label: str) -> Split:
     """Load a preprocess ``data.npz`` into tensors (the whole split fits in memory)."""
     data_file = find_file(channel, contract.DATA_FILE)
     if data_file is None:
-        raise UserError(f"no {contract.DATA_FILE} in the {label!r} channel ({channel}); "
-                        "pass the preprocess step's output")
+        raise UserError(
+            f"no {contract.DATA_FILE} in the {label!r} channel ({channel}); "
+            "pass the preprocess step's output"
+        )
     with np.load(data_file) as data:
         images = torch.from_numpy(np.ascontiguousarray(data["images"].transpose(0, 3, 1, 2)))
         labels = torch.from_numpy(data["labels"].astype(np.int64))
@@ -122,15 +131,20 @@ def initial_weights(model: nn.Module, hp: Hyperparameters, paths: JobPaths) -> N
     """Apply ``weights``: none, imagenet (channel file or download), or channel."""
     if hp.weights == "none":
         return
-    files = sorted(p for p in paths.pretrained.rglob("*") if p.suffix in {".pt", ".pth"}) \
-        if paths.pretrained.is_dir() else []
+    files = (
+        sorted(p for p in paths.pretrained.rglob("*") if p.suffix in {".pt", ".pth"})
+        if paths.pretrained.is_dir()
+        else []
+    )
     backbone = model.backbone  # type: ignore[union-attr]
     if files:
         state = read_state_dict(files[0])
         print(f"loading pretrained weights from {files[0]}", flush=True)
     elif hp.weights == "channel":
-        raise UserError("weights=channel needs a state dict (.pt/.pth) in the 'pretrained' "
-                        f"channel ({paths.pretrained})")
+        raise UserError(
+            "weights=channel needs a state dict (.pt/.pth) in the 'pretrained' "
+            f"channel ({paths.pretrained})"
+        )
     else:
         state = download_imagenet_weights(hp.backbone)
         cache = paths.output_data / "pretrained" / f"{hp.backbone}-imagenet.pth"
@@ -154,23 +168,29 @@ def augment_batch(images: torch.Tensor, mode: str, generator: torch.Generator) -
     size_h, size_w = images.shape[2:]
     padded = nn.functional.pad(images, [AUGMENT_PAD] * 4, mode="replicate")
     offsets = torch.randint(0, 2 * AUGMENT_PAD + 1, (len(images), 2), generator=generator)
-    out = torch.stack([padded[i, :, y:y + size_h, x:x + size_w]
-                       for i, (y, x) in enumerate(offsets.tolist())])
+    out = torch.stack(
+        [padded[i, :, y : y + size_h, x : x + size_w] for i, (y, x) in enumerate(offsets.tolist())]
+    )
     if mode == "flip":
         flips = torch.rand(len(images), generator=generator) < 0.5
         out[flips] = out[flips].flip(3)
     return out
 
 
-def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Split,
-              hp: Hyperparameters, generator: torch.Generator) -> tuple[float, float, float]:
+def run_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Split,
+    hp: Hyperparameters,
+    generator: torch.Generator,
+) -> tuple[float, float, float]:
     """One pass over shuffled train batches; returns (loss, accuracy, images/s)."""
     model.train()
     started = time.perf_counter()
     order = torch.randperm(len(data.labels), generator=generator)
     total_loss, correct = 0.0, 0
     for start in range(0, len(order), hp.batch_size):
-        index = order[start:start + hp.batch_size]
+        index = order[start : start + hp.batch_size]
         inputs = augment_batch(data.images[index].float().div_(255), hp.augment, generator)
         targets = data.labels[index]
         optimizer.zero_grad(set_to_none=True)
@@ -191,8 +211,8 @@ def evaluate_split(model: nn.Module, data: Split) -> tuple[float, float]:
     model.eval()
     total_loss, correct = 0.0, 0
     for start in range(0, len(data.labels), EVAL_BATCH):
-        inputs = data.images[start:start + EVAL_BATCH].float().div_(255)
-        targets = data.labels[start:start + EVAL_BATCH]
+        inputs = data.images[start : start + EVAL_BATCH].float().div_(255)
+        targets = data.labels[start : start + EVAL_BATCH]
         logits = model(inputs)
         total_loss += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
         correct += int((logits.argmax(1) == targets).sum())
@@ -203,22 +223,28 @@ def make_optimizer(model: nn.Module, hp: Hyperparameters) -> torch.optim.Optimiz
     """AdamW or SGD with Nesterov momentum."""
     params = list(model.parameters())
     if hp.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=hp.learning_rate, momentum=0.9, nesterov=True,
-                               weight_decay=hp.weight_decay)
+        return torch.optim.SGD(
+            params, lr=hp.learning_rate, momentum=0.9, nesterov=True, weight_decay=hp.weight_decay
+        )
     return torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, epochs: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Cosine decay per epoch over ``epochs`` (recomputed from ``epochs`` on resume)."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda epoch: 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs)))
+        optimizer, lambda epoch: 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs))
+    )
 
 
 def format_metrics(epoch: int, epochs: int, m: dict[str, float]) -> str:
     """The stable per-epoch metric line the metric regexes read."""
-    return (f"epoch={epoch}/{epochs} train_loss={m['train_loss']:.4f} "
-            f"train_accuracy={m['train_accuracy']:.4f} val_loss={m['val_loss']:.4f} "
-            f"val_accuracy={m['val_accuracy']:.4f} images_per_sec={m['images_per_sec']:.1f}")
+    return (
+        f"epoch={epoch}/{epochs} train_loss={m['train_loss']:.4f} "
+        f"train_accuracy={m['train_accuracy']:.4f} val_loss={m['val_loss']:.4f} "
+        f"val_accuracy={m['val_accuracy']:.4f} images_per_sec={m['images_per_sec']:.1f}"
+    )
 
 
 def configure_torch(seed: int) -> None:
@@ -274,54 +300,103 @@ def train(hp: Hyperparameters, paths: JobPaths) -> dict[str, Any]:
         loss, accuracy, speed = run_epoch(model, optimizer, train_data, hp, generator)
         scheduler.step()
         val_loss, val_accuracy = evaluate_split(model, val_data)
-        metrics = {"epoch": epoch, "train_loss": loss, "train_accuracy": accuracy,
-                   "val_loss": val_loss, "val_accuracy": val_accuracy, "images_per_sec": speed}
+        metrics = {
+            "epoch": epoch,
+            "train_loss": loss,
+            "train_accuracy": accuracy,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "images_per_sec": speed,
+        }
         history.append(metrics)
         print(format_metrics(epoch, hp.epochs, metrics), flush=True)
         if val_accuracy > best["val_accuracy"]:
             best, best_weights = metrics, copy.deepcopy(model.state_dict())
-        checkpoints.save(paths.checkpoints, {
-            "epoch": epoch, "architecture": hp.backbone, "num_classes": len(classes),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "history": history, "best": best,
-            "best_weights": best_weights, "hyperparameters": asdict(hp),
-        })
+        checkpoints.save(
+            paths.checkpoints,
+            {
+                "epoch": epoch,
+                "architecture": hp.backbone,
+                "num_classes": len(classes),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "history": history,
+                "best": best,
+                "best_weights": best_weights,
+                "hyperparameters": asdict(hp),
+            },
+        )
     if not history:
         raise UserError("no epoch ran and no checkpoint holds a trained model")
-    final = finish(model, best_weights, best, history, hp, paths,
-                   {"classes": classes, "image_size": image_size, "normalization": norm},
-                   time.perf_counter() - started)
+    final = finish(
+        model,
+        best_weights,
+        best,
+        history,
+        hp,
+        paths,
+        {"classes": classes, "image_size": image_size, "normalization": norm},
+        time.perf_counter() - started,
+    )
     return final
 
 
-def finish(model: nn.Module, best_weights: dict[str, torch.Tensor], best: dict[str, Any],
-           history: list[dict[str, float]], hp: Hyperparameters, paths: JobPaths,
-           data_meta: dict[str, Any], seconds: float) -> dict[str, Any]:
+def finish(
+    model: nn.Module,
+    best_weights: dict[str, torch.Tensor],
+    best: dict[str, Any],
+    history: list[dict[str, float]],
+    hp: Hyperparameters,
+    paths: JobPaths,
+    data_meta: dict[str, Any],
+    seconds: float,
+) -> dict[str, Any]:
     """Write the best epoch's artifact and metrics.json; print the final line."""
     speeds = [h["images_per_sec"] for h in history]
     final = {
-        "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"],
-        "train_loss": best["train_loss"], "train_accuracy": best["train_accuracy"],
-        "best_epoch": int(best["epoch"]), "epochs": hp.epochs,
-        "images_per_sec": round(sum(speeds) / len(speeds), 1), "train_seconds": round(seconds, 2),
+        "val_accuracy": best["val_accuracy"],
+        "val_loss": best["val_loss"],
+        "train_loss": best["train_loss"],
+        "train_accuracy": best["train_accuracy"],
+        "best_epoch": int(best["epoch"]),
+        "epochs": hp.epochs,
+        "images_per_sec": round(sum(speeds) / len(speeds), 1),
+        "train_seconds": round(seconds, 2),
     }
     model.load_state_dict(best_weights)
-    save_artifact(paths.model, model, {
-        "architecture": hp.backbone, "num_classes": len(data_meta["classes"]), **data_meta,
-        "metrics": final, "hyperparameters": asdict(hp),
-    })
+    save_artifact(
+        paths.model,
+        model,
+        {
+            "architecture": hp.backbone,
+            "num_classes": len(data_meta["classes"]),
+            **data_meta,
+            "metrics": final,
+            "hyperparameters": asdict(hp),
+        },
+    )
     paths.output_data.mkdir(parents=True, exist_ok=True)
     (paths.output_data / contract.METRICS_FILE).write_text(json.dumps(final, indent=1) + "\n")
-    print(f"final val_accuracy={final['val_accuracy']:.4f} val_loss={final['val_loss']:.4f}",
-          flush=True)
+    print(
+        f"final val_accuracy={final['val_accuracy']:.4f} val_loss={final['val_loss']:.4f}",
+        flush=True,
+    )
     return final
 
 
 def _job(argv: Sequence[str] | None) -> None:
     args = build_parser().parse_args(argv)
     hp = hyperparameters.read(args.hyperparameters)
-    paths = JobPaths(args.train, args.validation, args.pretrained, args.model_dir,
-                     args.output_data_dir, args.checkpoint_dir, args.hyperparameters)
+    paths = JobPaths(
+        args.train,
+        args.validation,
+        args.pretrained,
+        args.model_dir,
+        args.output_data_dir,
+        args.checkpoint_dir,
+        args.hyperparameters,
+    )
     print(f"hyperparameters {json.dumps(asdict(hp), sort_keys=True)}", flush=True)
     train(hp, paths)
 

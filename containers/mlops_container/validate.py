@@ -36,8 +36,9 @@ class Findings:
     errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, hard: bool, rule: str, message: str, ref: str | None = None,
-            line: int | None = None) -> None:
+    def add(
+        self, hard: bool, rule: str, message: str, ref: str | None = None, line: int | None = None
+    ) -> None:
         """Record one finding."""
         item = {"rule": rule, "source-ref": ref, "line": line, "message": message}
         (self.errors if hard else self.warnings).append(item)
@@ -46,13 +47,14 @@ class Findings:
 def build_parser() -> argparse.ArgumentParser:
     """The validation step's command line."""
     parser = argparse.ArgumentParser(
-        prog="python3 -m mlops_container.validate", description=__doc__,
+        prog="python3 -m mlops_container.validate",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--input-dir", type=Path,
-                        default=contract.processing_path("input/data"))
-    parser.add_argument("--output-dir", type=Path,
-                        default=contract.processing_path("output/report"))
+    parser.add_argument("--input-dir", type=Path, default=contract.processing_path("input/data"))
+    parser.add_argument(
+        "--output-dir", type=Path, default=contract.processing_path("output/report")
+    )
     parser.add_argument("--dataset-uri", default=None, help="root URI of the source-refs")
     parser.add_argument("--min-per-class", type=int, default=5)
     parser.add_argument("--expected-mode", default="RGB,L", help="comma-separated PIL modes")
@@ -79,15 +81,24 @@ def _read_records(manifest: Path, attribute: str, found: Findings) -> list[Recor
 def _check_label(record: Record, classes: list[str], found: Findings) -> bool:
     ref, line = record.source_ref, record.line
     if not 0 <= record.label < len(classes):
-        found.add(True, "label-range",
-                  f"label {record.label} is outside the {len(classes)} classes in classes.json",
-                  ref, line)
+        found.add(
+            True,
+            "label-range",
+            f"label {record.label} is outside the {len(classes)} classes in classes.json",
+            ref,
+            line,
+        )
         return False
     expected = classes[record.label]
     if record.class_name is not None and record.class_name != expected:
-        found.add(True, "class-name-mismatch",
-                  f"label {record.label} is class {expected!r} in classes.json but the line "
-                  f"says class-name {record.class_name!r}", ref, line)
+        found.add(
+            True,
+            "class-name-mismatch",
+            f"label {record.label} is class {expected!r} in classes.json but the line "
+            f"says class-name {record.class_name!r}",
+            ref,
+            line,
+        )
         return False
     return True
 
@@ -113,8 +124,13 @@ def _check_image(record: Record, args: argparse.Namespace, found: Findings) -> s
         found.add(False, "image-mode", f"mode {image.mode} not in {sorted(modes)}", ref, line)
     width, height = image.size
     if min(width, height) < args.min_size or max(width, height) > args.max_size:
-        found.add(False, "image-size",
-                  f"size {width}x{height} outside [{args.min_size}, {args.max_size}]", ref, line)
+        found.add(
+            False,
+            "image-size",
+            f"size {width}x{height} outside [{args.min_size}, {args.max_size}]",
+            ref,
+            line,
+        )
     return content_hash(image)
 
 
@@ -126,16 +142,31 @@ def _check_duplicates(hashed: list[tuple[Record, str]], found: Findings) -> None
             continue
         ref, line = record.source_ref, record.line
         if other.label != record.label:
-            found.add(True, "duplicate-conflicting-labels",
-                      f"same image as {other.source_ref} (line {other.line}) but label "
-                      f"{record.label} vs {other.label}", ref, line)
+            found.add(
+                True,
+                "duplicate-conflicting-labels",
+                f"same image as {other.source_ref} (line {other.line}) but label "
+                f"{record.label} vs {other.label}",
+                ref,
+                line,
+            )
         elif other.split and record.split and other.split != record.split:
-            found.add(True, "split-leak",
-                      f"same image as {other.source_ref} in split {other.split!r} "
-                      f"and here in split {record.split!r}", ref, line)
+            found.add(
+                True,
+                "split-leak",
+                f"same image as {other.source_ref} in split {other.split!r} "
+                f"and here in split {record.split!r}",
+                ref,
+                line,
+            )
         else:
-            found.add(False, "duplicate-image",
-                      f"same image as {other.source_ref} (line {other.line})", ref, line)
+            found.add(
+                False,
+                "duplicate-image",
+                f"same image as {other.source_ref} (line {other.line})",
+                ref,
+                line,
+            )
 
 
 def validate_dataset(args: argparse.Namespace) -> dict[str, Any]:
@@ -161,15 +192,21 @@ def validate_dataset(args: argparse.Namespace) -> dict[str, Any]:
     if records:
         for name in classes:
             if per_class[name] < args.min_per_class:
-                found.add(True, "min-per-class",
-                          f"class {name!r} has {per_class[name]} examples, fewer than "
-                          f"--min-per-class {args.min_per_class}")
-    counts = {"records": len(records), "classes": len(classes),
-              "per_class": {name: per_class[name] for name in classes},
-              "errors": len(found.errors), "warnings": len(found.warnings)}
+                found.add(
+                    True,
+                    "min-per-class",
+                    f"class {name!r} has {per_class[name]} examples, fewer than "
+                    f"--min-per-class {args.min_per_class}",
+                )
+    counts = {
+        "records": len(records),
+        "classes": len(classes),
+        "per_class": {name: per_class[name] for name in classes},
+        "errors": len(found.errors),
+        "warnings": len(found.warnings),
+    }
     status = "failed" if found.errors else "passed"
-    return {"status": status, "counts": counts, "errors": found.errors,
-            "warnings": found.warnings}
+    return {"status": status, "counts": counts, "errors": found.errors, "warnings": found.warnings}
 
 
 def failure_message(report: dict[str, Any]) -> str:
@@ -190,8 +227,11 @@ def _job(argv: Sequence[str] | None) -> None:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / contract.REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
     counts = report["counts"]
-    print(f"validation {report['status']}: {counts['records']} records, "
-          f"{counts['errors']} errors, {counts['warnings']} warnings", flush=True)
+    print(
+        f"validation {report['status']}: {counts['records']} records, "
+        f"{counts['errors']} errors, {counts['warnings']} warnings",
+        flush=True,
+    )
     if report["errors"]:
         raise UserError(failure_message(report))
 

@@ -65,7 +65,7 @@ def test_train_on_a_tiny_channel_writes_the_model(runtime_image: str, tmp_path: 
     base = tmp_path / "ml"
     write_tiny_channels(base)
     (base / "input" / "config").mkdir(parents=True)
-    hps = {"epochs": "1", "batch_size": "8", "image_size": "16", "backbone": '"mobilenet_v3_small"'}
+    hps = {"epochs": "1", "batch_size": "8", "backbone": '"mobilenet_v3_small"'}
     (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hps))
     done = run_in(runtime_image, ["-v", f"{base}:/opt/ml"], ["train"])
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

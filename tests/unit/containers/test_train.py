@@ -1,0 +1,277 @@
+"""The training entry point on tiny data: artifact, metrics, failures, resume, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from conftest import CONTAINERS, make_dataset, read_json
+
+from mlops_container import preprocess, train
+from mlops_container.hyperparameters import decode, parse
+from mlops_container.models import load_model
+
+FAST = {"epochs": "2", "batch_size": "16", "backbone": '"resnet18"'}
+EPOCH_LINE = re.compile(
+    r"^epoch=\d+/\d+ train_loss=\d+\.\d{4} train_accuracy=\d\.\d{4} val_loss=\d+\.\d{4} "
+    r"val_accuracy=\d\.\d{4} images_per_sec=\d+\.\d$"
+)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Preprocessed tiny dataset (3 classes, 8x8 -> 8 px), shared by the module's tests."""
+    root = tmp_path_factory.mktemp("train-data")
+    make_dataset(root / "ds", per_class=16)
+    assert (
+        preprocess.main(
+            [
+                "--input-dir",
+                str(root / "ds"),
+                "--output-dir",
+                str(root / "out"),
+                "--image-size",
+                "8",
+                "--val-fraction",
+                "0.25",
+                "--test-fraction",
+                "0.25",
+            ]
+        )
+        == 0
+    )
+    return root / "out"
+
+
+def setup_job(base: Path, prepared: Path, hyperparameters: dict) -> None:
+    """Lay out a SageMaker training job under the base dir."""
+    (base / "input/config").mkdir(parents=True, exist_ok=True)
+    (base / "input/config/hyperparameters.json").write_text(json.dumps(hyperparameters))
+    for channel in ("train", "validation"):
+        link = base / "input/data" / channel
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(prepared / channel)
+
+
+def test_trains_and_writes_self_contained_artifact(base_dir: Path, prepared: Path, capsys) -> None:
+    setup_job(base_dir, prepared, FAST)
+    assert train.main([]) == 0
+    out = capsys.readouterr().out
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch=")]
+    assert [line.split()[0] for line in epoch_lines] == ["epoch=1/2", "epoch=2/2"]
+    assert all(EPOCH_LINE.match(line) for line in epoch_lines), epoch_lines
+    assert re.search(r"^final val_accuracy=\d\.\d{4} val_loss=\d+\.\d{4}$", out, re.M)
+    for definition in train.METRIC_DEFINITIONS:
+        assert re.findall(definition["Regex"], out), definition
+    metrics = read_json(base_dir / "output/data/metrics.json")
+    assert set(metrics) == {
+        "val_accuracy",
+        "val_loss",
+        "train_loss",
+        "train_accuracy",
+        "best_epoch",
+        "epochs",
+        "images_per_sec",
+        "train_seconds",
+    }
+    meta = read_json(base_dir / "model/model.json")
+    assert meta["classes"] == ["c0", "c1", "c2"] and meta["image_size"] == 8
+    assert meta["architecture"] == "resnet18" and meta["input"] == "RGB float 0..1 NCHW"
+    assert meta["framework"] == {"torch": torch.__version__, "torchvision": torchvision.__version__}
+    model, loaded = load_model(base_dir / "model")
+    assert not model.training and loaded["metrics"]["best_epoch"] == metrics["best_epoch"]
+    assert model(torch.rand(2, 3, 8, 8)).shape == (2, 3)
+
+
+def test_metric_definitions_cover_the_tuner_metrics() -> None:
+    names = {d["Name"] for d in train.METRIC_DEFINITIONS}
+    assert names == {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_sec"}
+    line = train.format_metrics(
+        3,
+        10,
+        {
+            "train_loss": 0.1234,
+            "train_accuracy": 0.9612,
+            "val_loss": 0.15,
+            "val_accuracy": 0.955,
+            "images_per_sec": 812.3,
+        },
+    )
+    assert line == (
+        "epoch=3/10 train_loss=0.1234 train_accuracy=0.9612 val_loss=0.1500 "
+        "val_accuracy=0.9550 images_per_sec=812.3"
+    )
+    values = {
+        d["Name"]: float(re.search(d["Regex"], line).group(1)) for d in train.METRIC_DEFINITIONS
+    }
+    assert values["val_accuracy"] == 0.955 and values["images_per_sec"] == 812.3
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "expected"),
+    [
+        (
+            {"optimizer": "rmsprop"},
+            "optimizer='rmsprop' is not allowed; allowed values: adamw, sgd",
+        ),
+        ({"epochs": "ten"}, "epochs='ten' must be an integer"),
+        ({"learning_rate": "-1"}, "learning_rate=-1 is out of range"),
+        ({"backbone": '"vgg"'}, "allowed values: resnet18, mobilenet_v3_small"),
+        ({"epochz": "3"}, "unknown hyperparameter 'epochz'"),
+    ],
+)
+def test_bad_hyperparameter_fails_with_reason(
+    base_dir: Path, prepared: Path, capsys, hyperparameters: dict, expected: str
+) -> None:
+    setup_job(base_dir, prepared, hyperparameters)
+    assert train.main([]) == 2
+    failure = (base_dir / "output/failure").read_text()
+    assert expected in failure
+    assert expected in capsys.readouterr().err
+
+
+def test_hyperparameter_strings_are_decoded() -> None:
+    assert decode("10") == 10 and decode("0.001") == 0.001 and decode('"resnet18"') == "resnet18"
+    hp = parse(
+        {
+            "epochs": "3",
+            "learning_rate": "1e-3",
+            "backbone": "mobilenet_v3_small",
+            "augment": '"none"',
+            "sagemaker_program": "x",
+            "_tuning_objective_metric": "y",
+        }
+    )
+    assert (hp.epochs, hp.learning_rate, hp.backbone, hp.augment) == (
+        3,
+        0.001,
+        "mobilenet_v3_small",
+        "none",
+    )
+
+
+def test_missing_channel_is_a_user_error(base_dir: Path, capsys) -> None:
+    assert train.main([]) == 2
+    assert "no data.npz in the 'train' channel" in (base_dir / "output/failure").read_text()
+
+
+def test_resume_runs_only_the_missing_epochs(base_dir: Path, prepared: Path, capsys) -> None:
+    setup_job(base_dir, prepared, FAST)
+    assert train.main([]) == 0
+    capsys.readouterr()
+    setup_job(base_dir, prepared, {**FAST, "epochs": "3"})
+    assert train.main([]) == 0
+    out = capsys.readouterr().out
+    assert "resuming from checkpoint after epoch 2" in out
+    assert [line.split()[0] for line in out.splitlines() if line.startswith("epoch=")] == [
+        "epoch=3/3"
+    ]
+    assert read_json(base_dir / "output/data/metrics.json")["epochs"] == 3
+
+
+def test_same_seed_gives_identical_metrics(base_dir: Path, prepared: Path, tmp_path: Path) -> None:
+    setup_job(base_dir, prepared, {**FAST, "backbone": "mobilenet_v3_small"})
+    results = []
+    for run in ("a", "b"):
+        assert train.main(["--checkpoint-dir", str(tmp_path / run)]) == 0
+        metrics = read_json(base_dir / "output/data/metrics.json")
+        results.append(
+            {k: v for k, v in metrics.items() if k not in ("images_per_sec", "train_seconds")}
+        )
+    assert results[0] == results[1]
+
+
+def test_pretrained_channel_loads_torchvision_state_dict(
+    base_dir: Path, prepared: Path, capsys
+) -> None:
+    setup_job(base_dir, prepared, {**FAST, "epochs": "1", "weights": "channel"})
+    (base_dir / "input/data/pretrained").mkdir(parents=True)
+    # A torchvision state dict with the 1000-class ImageNet head: only the head may differ.
+    torch.save(
+        torchvision.models.resnet18().state_dict(), base_dir / "input/data/pretrained/resnet18.pth"
+    )
+    assert train.main([]) == 0
+    assert "loading pretrained weights" in capsys.readouterr().out
+
+
+def test_pretrained_of_another_architecture_is_rejected(base_dir: Path, prepared: Path) -> None:
+    setup_job(base_dir, prepared, {**FAST, "epochs": "1", "weights": "channel"})
+    (base_dir / "input/data/pretrained").mkdir(parents=True)
+    torch.save(
+        torchvision.models.mobilenet_v3_small().state_dict(),
+        base_dir / "input/data/pretrained/m.pt",
+    )
+    assert train.main([]) == 2
+    assert "pretrained weights do not fit resnet18" in (base_dir / "output/failure").read_text()
+
+
+def test_channel_weights_without_file_fails(base_dir: Path, prepared: Path) -> None:
+    setup_job(base_dir, prepared, {**FAST, "weights": "channel"})
+    assert train.main([]) == 2
+    assert "weights=channel needs a state dict" in (base_dir / "output/failure").read_text()
+
+
+def test_imagenet_weights_offline_names_the_fix(
+    base_dir: Path, prepared: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached weights
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    setup_job(base_dir, prepared, {**FAST, "weights": "imagenet"})
+    assert train.main([]) == 2
+    assert (
+        "ImageNet weights for resnet18 could not be downloaded (offline?); pass a state-dict "
+        "as the 'pretrained' channel or use weights=none"
+    ) in (base_dir / "output/failure").read_text()
+
+
+def test_killed_job_resumes_to_exactly_the_requested_epochs(
+    base_dir: Path, tmp_path: Path, capsys
+) -> None:
+    # Enough data that an epoch takes a while, so the kill lands mid-run.
+    root = tmp_path / "big"
+    make_dataset(root / "ds", per_class=80, size=16)
+    assert (
+        preprocess.main(
+            [
+                "--input-dir",
+                str(root / "ds"),
+                "--output-dir",
+                str(root / "out"),
+                "--image-size",
+                "16",
+            ]
+        )
+        == 0
+    )
+    setup_job(base_dir, root / "out", {"epochs": "3", "batch_size": "32"})
+    env = {**os.environ, "PYTHONPATH": str(CONTAINERS)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlops_container.train"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = base_dir / "checkpoints" / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.kill()
+    process.wait(timeout=30)
+    assert checkpoint.exists(), "no checkpoint was written before the deadline"
+    assert not (base_dir / "model/model.json").exists(), "the job finished before the kill"
+    capsys.readouterr()
+    assert train.main([]) == 0
+    out = capsys.readouterr().out
+    ran = [line.split()[0] for line in out.splitlines() if line.startswith("epoch=")]
+    assert ran and ran[-1] == "epoch=3/3" and "epoch=1/3" not in ran
+    assert read_json(base_dir / "output/data/metrics.json")["epochs"] == 3
