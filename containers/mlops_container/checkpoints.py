@@ -40,7 +40,9 @@ def load(directory: Path) -> dict[str, Any] | None:
         # Our own file, written by save(); it holds numpy/python RNG states, not only tensors.
         state: dict[str, Any] = torch.load(target, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, EOFError) as error:
-        raise UserError(f"checkpoint {target} is unreadable ({error}); delete it to start over")
+        raise UserError(
+            f"checkpoint {target} is unreadable ({error}); delete it to start over"
+        ) from error
     restore_rng(state["rng"])
     return state
 

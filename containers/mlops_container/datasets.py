@@ -90,9 +90,9 @@ def _read_cifar_pickles(source: Path) -> dict[str, dict[bytes, Any]]:
             with tarfile.open(source, "r:*") as archive:
                 for member in archive.getmembers():
                     base = Path(member.name).name
-                    handle = archive.extractfile(member) if base in names else None
-                    if handle is not None:
-                        result[base] = pickle.load(handle, encoding="bytes")
+                    member_file = archive.extractfile(member) if base in names else None
+                    if member_file is not None:
+                        result[base] = pickle.load(member_file, encoding="bytes")
         except tarfile.TarError as error:
             raise UserError(f"{source} is not a readable CIFAR-10 tar archive: {error}") from error
     else:
@@ -111,7 +111,9 @@ def load_cifar10_source(source: Path | None, per_class: int | None, seed: int) -
         source = _download_cifar10()
     pickles = _read_cifar_pickles(source)
     classes = [name.decode() for name in pickles[CIFAR_META][b"label_names"]]
-    images, labels, names = [], [], []
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    names: list[str] = []
     for batch in CIFAR_BATCHES:
         if batch in pickles:
             data = np.asarray(pickles[batch][b"data"], dtype=np.uint8)
@@ -170,7 +172,7 @@ def load_imagefolder_source(source: Path, per_class: int | None) -> SourceDatase
     classes = sorted(p.name for p in source.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise UserError(f"{source} has no class subfolders (expected <source>/<class>/<image>)")
-    samples = []
+    samples: list[Sample] = []
     for class_name in classes:
         files = list(_image_files(source / class_name))[: per_class or None]
         samples.extend(Sample(class_name, f.stem, _file_loader(f)) for f in files)
@@ -200,7 +202,7 @@ def _label_from_manifest_line(path: Path, number: int, text: str) -> dict[str, s
         obj = json.loads(text)
     except json.JSONDecodeError as error:
         raise UserError(f"{path}:{number}: not valid JSON ({error.msg})") from error
-    metadata = next((v for k, v in obj.items() if k.endswith("-metadata")), {})
+    metadata: object = next((v for k, v in obj.items() if k.endswith("-metadata")), {})
     class_name = metadata.get("class-name") if isinstance(metadata, dict) else None
     ref = obj.get("source-ref")
     if not isinstance(ref, str) or not class_name:

@@ -37,7 +37,7 @@ class NormalizedClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of RGB 0..1 images."""
-        return self.backbone((x - self.mean) / self.std)
+        return self.backbone((x - self.mean) / self.std)  # type: ignore[operator]
 
 
 def head_prefix(architecture: str) -> str:

@@ -72,7 +72,7 @@ class ExtendedExecutionStep(_LocalPipelineExecutionStep):
 
     def mark_step_executing(self) -> None:
         # A retry keeps the first attempt's start time, as SageMaker reports it.
-        first_start = self.start_time
+        first_start: float | None = getattr(self, "start_time", None)
         super().mark_step_executing()
         if first_start and self.attempts > 1:
             self.start_time = first_start

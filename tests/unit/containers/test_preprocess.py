@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 from conftest import make_dataset, read_json
-
 from mlops_container import preprocess
 from mlops_container.features import FEATURE_NAMES
 

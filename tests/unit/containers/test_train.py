@@ -14,7 +14,6 @@ import pytest
 import torch
 import torchvision
 from conftest import CONTAINERS, make_dataset, read_json
-
 from mlops_container import preprocess, train
 from mlops_container.hyperparameters import decode, parse
 from mlops_container.models import load_model
