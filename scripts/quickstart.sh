@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install, start the dev environment, build the image, check.
+# The main job on a fresh machine: install, build the image, start the dev environment, check it,
+# and run the whole pipeline locally on the embedded digits dataset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$PWD/${LOCAL_MLOPS_VENV:-.venv}/bin:$PATH"
 local-mlops up
 local-mlops doctor
+local-mlops run --local "$@"

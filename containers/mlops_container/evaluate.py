@@ -102,8 +102,8 @@ def draw_confusion_matrix(matrix: np.ndarray, classes: list[str], path: Path) ->
     font = ImageFont.load_default(size=14)
     image = Image.new("RGB", (MARGIN + n * CELL + 20, MARGIN + n * CELL + 20), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((MARGIN, 8), "predicted →", fill="black", font=font)
-    draw.text((8, MARGIN - 24), "true ↓", fill="black", font=font)
+    draw.text((MARGIN, 8), "predicted (columns)", fill="black", font=font)
+    draw.text((8, MARGIN - 24), "true (rows)", fill="black", font=font)
     rows = matrix.sum(axis=1, keepdims=True).clip(min=1)
     for i, name in enumerate(classes):
         short = name[:8]
