@@ -76,18 +76,18 @@ def _coerce(name: str, kind: type, value: Any) -> Any:
             )
         return text
     low, high = RANGES[name]
-    if isinstance(value, bool):
-        value = "bool"  # force the error below: True is not a number of epochs
+    kind_name = "an integer" if kind is int else "a number"
+    if isinstance(value, bool):  # JSON true/false would otherwise pass as 1/0
+        raise UserError(f"hyperparameter {name}={value!r} must be {kind_name} in [{low}, {high}]")
     try:
         number = float(value)
         if kind is int:
             if number != int(number):
                 raise ValueError
             number = int(number)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise UserError(
-            f"hyperparameter {name}={value!r} must be "
-            f"{'an integer' if kind is int else 'a number'} in [{low}, {high}]"
+            f"hyperparameter {name}={value!r} must be {kind_name} in [{low}, {high}]"
         ) from error
     if not low <= number <= high:
         raise UserError(

@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,17 @@ from torch import nn
 from . import checkpoints, contract, hyperparameters
 from .errors import UserError, run_entrypoint
 from .hyperparameters import Hyperparameters
+from .loop import (
+    Split,
+    evaluate_split,
+    make_optimizer,
+    make_scheduler,
+    run_epoch,
+    set_backbone_trainable,
+)
 from .models import (
     build_model,
     download_imagenet_weights,
-    head_prefix,
     load_backbone_weights,
     read_state_dict,
     save_artifact,
@@ -41,8 +47,6 @@ from .models import (
 
 METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_sec")
 METRIC_DEFINITIONS = [{"Name": n, "Regex": f"{n}=([0-9\\.]+)"} for n in METRIC_NAMES]
-EVAL_BATCH = 256
-AUGMENT_PAD = 4
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,6 @@ class JobPaths:
     output_data: Path
     checkpoints: Path
     hyperparameters: Path
-
-
-@dataclass
-class Split:
-    """A split held in memory: uint8 NCHW images and int64 labels."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,90 +150,6 @@ def initial_weights(model: nn.Module, hp: Hyperparameters, paths: JobPaths) -> N
     load_backbone_weights(backbone, state, hp.backbone)
 
 
-def set_backbone_trainable(model: nn.Module, architecture: str, trainable: bool) -> None:
-    """Freeze or unfreeze everything but the head (used for ``freeze_epochs``)."""
-    head = "backbone." + head_prefix(architecture)
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad = trainable or name.startswith(head)
-
-
-def augment_batch(images: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
-    """``light``: random shifts (pad-and-crop); ``flip``: plus horizontal flips."""
-    if mode == "none":
-        return images
-    size_h, size_w = images.shape[2:]
-    padded = nn.functional.pad(images, [AUGMENT_PAD] * 4, mode="replicate")
-    offsets = torch.randint(0, 2 * AUGMENT_PAD + 1, (len(images), 2), generator=generator)
-    out = torch.stack(
-        [padded[i, :, y : y + size_h, x : x + size_w] for i, (y, x) in enumerate(offsets.tolist())]
-    )
-    if mode == "flip":
-        flips = torch.rand(len(images), generator=generator) < 0.5
-        out[flips] = out[flips].flip(3)
-    return out
-
-
-def run_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    data: Split,
-    hp: Hyperparameters,
-    generator: torch.Generator,
-) -> tuple[float, float, float]:
-    """One pass over shuffled train batches; returns (loss, accuracy, images/s)."""
-    model.train()
-    started = time.perf_counter()
-    order = torch.randperm(len(data.labels), generator=generator)
-    total_loss, correct = 0.0, 0
-    for start in range(0, len(order), hp.batch_size):
-        index = order[start : start + hp.batch_size]
-        inputs = augment_batch(data.images[index].float().div_(255), hp.augment, generator)
-        targets = data.labels[index]
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(inputs)
-        loss = nn.functional.cross_entropy(logits, targets)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.item() * len(index)
-        correct += int((logits.argmax(1) == targets).sum())
-    seconds = time.perf_counter() - started
-    count = len(order)
-    return total_loss / count, correct / count, count / max(seconds, 1e-9)
-
-
-@torch.inference_mode()
-def evaluate_split(model: nn.Module, data: Split) -> tuple[float, float]:
-    """Mean loss and accuracy on a split, in eval mode."""
-    model.eval()
-    total_loss, correct = 0.0, 0
-    for start in range(0, len(data.labels), EVAL_BATCH):
-        inputs = data.images[start : start + EVAL_BATCH].float().div_(255)
-        targets = data.labels[start : start + EVAL_BATCH]
-        logits = model(inputs)
-        total_loss += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
-        correct += int((logits.argmax(1) == targets).sum())
-    return total_loss / len(data.labels), correct / len(data.labels)
-
-
-def make_optimizer(model: nn.Module, hp: Hyperparameters) -> torch.optim.Optimizer:
-    """AdamW or SGD with Nesterov momentum."""
-    params = list(model.parameters())
-    if hp.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=hp.learning_rate, momentum=0.9, nesterov=True, weight_decay=hp.weight_decay
-        )
-    return torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, epochs: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Cosine decay per epoch over ``epochs`` (recomputed from ``epochs`` on resume)."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda epoch: 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs))
-    )
-
-
 def format_metrics(epoch: int, epochs: int, m: dict[str, float]) -> str:
     """The stable per-epoch metric line the metric regexes read."""
     return (
@@ -269,6 +181,30 @@ def resume_state(paths: JobPaths, hp: Hyperparameters, num_classes: int) -> dict
     return state
 
 
+@dataclass
+class Progress:
+    """What a checkpoint carries between runs: finished epochs and the best one so far."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"val_accuracy": -1.0})
+    best_weights: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def restore(
+    state: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> Progress:
+    """Load a checkpoint into the model, optimizer and scheduler."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    print(f"resuming from checkpoint after epoch {state['epoch']}", flush=True)
+    return Progress(state["epoch"], state["history"], state["best"], state["best_weights"])
+
+
 def train(hp: Hyperparameters, paths: JobPaths) -> dict[str, Any]:
     """Train (resuming when a checkpoint exists), write the artifact; return final metrics."""
     configure_torch(hp.seed)
@@ -280,21 +216,13 @@ def train(hp: Hyperparameters, paths: JobPaths) -> dict[str, Any]:
     optimizer = make_optimizer(model, hp)
     scheduler = make_scheduler(optimizer, hp.epochs)
     state = resume_state(paths, hp, len(classes))
-    history: list[dict[str, float]] = []
-    best: dict[str, Any] = {"val_accuracy": -1.0}
-    best_weights = copy.deepcopy(model.state_dict())
-    first_epoch = 1
     if state is None:
         initial_weights(model, hp, paths)
+        progress = Progress(best_weights=copy.deepcopy(model.state_dict()))
     else:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best, best_weights = state["history"], state["best"], state["best_weights"]
-        first_epoch = state["epoch"] + 1
-        print(f"resuming from checkpoint after epoch {state['epoch']}", flush=True)
+        progress = restore(state, model, optimizer, scheduler)
     started = time.perf_counter()
-    for epoch in range(first_epoch, hp.epochs + 1):
+    for epoch in range(progress.epoch + 1, hp.epochs + 1):
         set_backbone_trainable(model, hp.backbone, trainable=epoch > hp.freeze_epochs)
         generator = torch.Generator().manual_seed(hp.seed * 100_003 + epoch)
         loss, accuracy, speed = run_epoch(model, optimizer, train_data, hp, generator)
@@ -308,52 +236,35 @@ def train(hp: Hyperparameters, paths: JobPaths) -> dict[str, Any]:
             "val_accuracy": val_accuracy,
             "images_per_sec": speed,
         }
-        history.append(metrics)
         print(format_metrics(epoch, hp.epochs, metrics), flush=True)
-        if val_accuracy > best["val_accuracy"]:
-            best, best_weights = metrics, copy.deepcopy(model.state_dict())
-        checkpoints.save(
-            paths.checkpoints,
-            {
-                "epoch": epoch,
-                "architecture": hp.backbone,
-                "num_classes": len(classes),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "history": history,
-                "best": best,
-                "best_weights": best_weights,
-                "hyperparameters": asdict(hp),
-            },
-        )
-    if not history:
+        progress.epoch = epoch
+        progress.history.append(metrics)
+        if val_accuracy > progress.best["val_accuracy"]:
+            progress.best, progress.best_weights = metrics, copy.deepcopy(model.state_dict())
+        checkpoints.save(paths.checkpoints, {
+            "epoch": epoch, "architecture": hp.backbone, "num_classes": len(classes),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "history": progress.history,
+            "best": progress.best, "best_weights": progress.best_weights,
+            "hyperparameters": asdict(hp),
+        })  # fmt: skip
+    if not progress.history:
         raise UserError("no epoch ran and no checkpoint holds a trained model")
-    final = finish(
-        model,
-        best_weights,
-        best,
-        history,
-        hp,
-        paths,
-        {"classes": classes, "image_size": image_size, "normalization": norm},
-        time.perf_counter() - started,
-    )
-    return final
+    data_meta = {"classes": classes, "image_size": image_size, "normalization": norm}
+    return finish(model, progress, hp, paths, data_meta, time.perf_counter() - started)
 
 
 def finish(
     model: nn.Module,
-    best_weights: dict[str, torch.Tensor],
-    best: dict[str, Any],
-    history: list[dict[str, float]],
+    progress: Progress,
     hp: Hyperparameters,
     paths: JobPaths,
     data_meta: dict[str, Any],
     seconds: float,
 ) -> dict[str, Any]:
     """Write the best epoch's artifact and metrics.json; print the final line."""
-    speeds = [h["images_per_sec"] for h in history]
+    best = progress.best
+    speeds = [h["images_per_sec"] for h in progress.history]
     final = {
         "val_accuracy": best["val_accuracy"],
         "val_loss": best["val_loss"],
@@ -364,7 +275,7 @@ def finish(
         "images_per_sec": round(sum(speeds) / len(speeds), 1),
         "train_seconds": round(seconds, 2),
     }
-    model.load_state_dict(best_weights)
+    model.load_state_dict(progress.best_weights)
     save_artifact(
         paths.model,
         model,

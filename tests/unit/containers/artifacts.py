@@ -17,11 +17,18 @@ def write_artifact(model_dir: Path, image_size: int = 8, archive: bool = False) 
     torch.manual_seed(0)
     model = build_model("mobilenet_v3_small", len(CLASSES), image_size, [0.5] * 3, [0.25] * 3)
     files = model_dir / "files" if archive else model_dir
-    save_artifact(files, model, {
-        "architecture": "mobilenet_v3_small", "num_classes": len(CLASSES), "classes": CLASSES,
-        "image_size": image_size, "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3},
-        "metrics": {},
-    })
+    save_artifact(
+        files,
+        model,
+        {
+            "architecture": "mobilenet_v3_small",
+            "num_classes": len(CLASSES),
+            "classes": CLASSES,
+            "image_size": image_size,
+            "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3},
+            "metrics": {},
+        },
+    )
     if archive:
         with tarfile.open(model_dir / "model.tar.gz", "w:gz") as tar:
             for path in files.iterdir():

@@ -18,10 +18,12 @@ from mlops_container import evaluate
 def write_test_split(folder: Path, size: int = 8, count: int = 12) -> None:
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    np.savez(folder / "data.npz",
-             images=rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8),
-             labels=np.arange(count, dtype=np.int64) % 3,
-             source_refs=np.asarray([f"s3://b/images/x/{i}.png" for i in range(count)]))
+    np.savez(
+        folder / "data.npz",
+        images=rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8),
+        labels=np.arange(count, dtype=np.int64) % 3,
+        source_refs=np.asarray([f"s3://b/images/x/{i}.png" for i in range(count)]),
+    )
 
 
 def json_get(document: dict, path: str):
@@ -32,13 +34,23 @@ def json_get(document: dict, path: str):
 
 
 @pytest.mark.parametrize("archive", [True, False])
-def test_writes_evaluation_json_and_confusion_matrix(tmp_path: Path, capsys,
-                                                     archive: bool) -> None:
+def test_writes_evaluation_json_and_confusion_matrix(tmp_path: Path, capsys, archive: bool) -> None:
     model_dir = write_artifact(tmp_path / "model", archive=archive)
     write_test_split(tmp_path / "test")
     out = tmp_path / "evaluation"
-    assert evaluate.main(["--model-dir", str(model_dir), "--test-dir", str(tmp_path / "test"),
-                          "--output-dir", str(out)]) == 0
+    assert (
+        evaluate.main(
+            [
+                "--model-dir",
+                str(model_dir),
+                "--test-dir",
+                str(tmp_path / "test"),
+                "--output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = read_json(out / "evaluation.json")
     accuracy = json_get(report, "multiclass_classification_metrics.accuracy.value")
     assert 0.0 <= accuracy <= 1.0
@@ -72,8 +84,19 @@ def test_unsafe_archive_is_rejected(tmp_path: Path, capsys) -> None:
         info.size = 2
         tar.addfile(info, io.BytesIO(b"hi"))
     write_test_split(tmp_path / "test")
-    assert evaluate.main(["--model-dir", str(model_dir), "--test-dir", str(tmp_path / "test"),
-                          "--output-dir", str(tmp_path / "e")]) == 2
+    assert (
+        evaluate.main(
+            [
+                "--model-dir",
+                str(model_dir),
+                "--test-dir",
+                str(tmp_path / "test"),
+                "--output-dir",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 2
+    )
     assert "unsafe path '../escape.txt'" in capsys.readouterr().err
     assert not (tmp_path / "escape.txt").exists()
 
@@ -81,6 +104,17 @@ def test_unsafe_archive_is_rejected(tmp_path: Path, capsys) -> None:
 def test_image_size_mismatch_names_the_fix(tmp_path: Path, capsys) -> None:
     write_artifact(tmp_path / "model")
     write_test_split(tmp_path / "test", size=16)
-    assert evaluate.main(["--model-dir", str(tmp_path / "model"), "--test-dir",
-                          str(tmp_path / "test"), "--output-dir", str(tmp_path / "e")]) == 2
+    assert (
+        evaluate.main(
+            [
+                "--model-dir",
+                str(tmp_path / "model"),
+                "--test-dir",
+                str(tmp_path / "test"),
+                "--output-dir",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 2
+    )
     assert "preprocess with --image-size 8" in capsys.readouterr().err

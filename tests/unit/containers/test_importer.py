@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import pattern_image, read_json
+
 from mlops_container import importer
 
 CIFAR_CLASSES = [

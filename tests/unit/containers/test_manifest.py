@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from mlops_container.errors import UserError
 from mlops_container.manifest import infer_dataset_uri, load_records, resolve_source_ref
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from conftest import make_dataset, read_json
+
 from mlops_container import preprocess
 from mlops_container.features import FEATURE_NAMES
 

@@ -27,8 +27,9 @@ def png_bytes(mode: str = "L", size: int = 8) -> bytes:
     return buffer.getvalue()
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None,
-            content_type: str | None = None) -> tuple[int, dict]:
+def request(
+    port: int, method: str, path: str, body: bytes | None = None, content_type: str | None = None
+) -> tuple[int, dict]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": content_type} if content_type else {}
     connection.request(method, path, body=body, headers=headers)
@@ -121,8 +122,12 @@ def test_serve_command_uses_the_contract_port(base_dir: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(CONTAINERS), "SAGEMAKER_BIND_TO_PORT": str(free)}
-    process = subprocess.Popen([sys.executable, "-m", "mlops_container.serve"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlops_container.serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_ping(free)
         status, _ = request(free, "POST", "/invocations", png_bytes(), "image/png")

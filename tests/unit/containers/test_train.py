@@ -14,9 +14,10 @@ import pytest
 import torch
 import torchvision
 from conftest import CONTAINERS, make_dataset, read_json
+
 from mlops_container import preprocess, train
 from mlops_container.hyperparameters import decode, parse
-from mlops_container.models import load_model
+from mlops_container.models import build_model, load_model
 
 FAST = {"epochs": "2", "batch_size": "16", "backbone": '"resnet18"'}
 EPOCH_LINE = re.compile(
@@ -123,6 +124,8 @@ def test_metric_definitions_cover_the_tuner_metrics() -> None:
             "optimizer='rmsprop' is not allowed; allowed values: adamw, sgd",
         ),
         ({"epochs": "ten"}, "epochs='ten' must be an integer"),
+        ({"epochs": "true"}, "epochs=True must be an integer"),
+        ({"freeze_epochs": "5", "epochs": "2"}, "freeze_epochs=5 must be <= epochs=2"),
         ({"learning_rate": "-1"}, "learning_rate=-1 is out of range"),
         ({"backbone": '"vgg"'}, "allowed values: resnet18, mobilenet_v3_small"),
         ({"epochz": "3"}, "unknown hyperparameter 'epochz'"),
@@ -274,3 +277,13 @@ def test_killed_job_resumes_to_exactly_the_requested_epochs(
     ran = [line.split()[0] for line in out.splitlines() if line.startswith("epoch=")]
     assert ran and ran[-1] == "epoch=3/3" and "epoch=1/3" not in ran
     assert read_json(base_dir / "output/data/metrics.json")["epochs"] == 3
+
+
+def test_freeze_epochs_train_only_the_head(base_dir: Path, prepared: Path) -> None:
+    setup_job(base_dir, prepared, {**FAST, "epochs": "1", "freeze_epochs": "1"})
+    assert train.main([]) == 0
+    trained = torch.load(base_dir / "model/model.pt", weights_only=True)
+    torch.manual_seed(42)  # the job seeds torch with `seed` before building the model
+    initial = build_model("resnet18", 3, 8, [0.0] * 3, [1.0] * 3).state_dict()
+    assert torch.equal(trained["backbone.conv1.weight"], initial["backbone.conv1.weight"])
+    assert not torch.equal(trained["backbone.fc.weight"], initial["backbone.fc.weight"])

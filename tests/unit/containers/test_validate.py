@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BASE_URI, make_dataset, pattern_image, read_json
+
 from mlops_container import validate
 
 

@@ -1,0 +1,112 @@
+"""The inner training loop: in-memory batches, augmentation, evaluation, optimizers.
+
+Data is held as uint8 tensors and batches are taken by indexing, so no per-sample
+Python dataset code runs and data loading is never the bottleneck.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .hyperparameters import Hyperparameters
+from .models import head_prefix
+
+EVAL_BATCH = 256
+AUGMENT_PAD = 4
+
+
+@dataclass
+class Split:
+    """A split held in memory: uint8 NCHW images and int64 labels."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+
+def set_backbone_trainable(model: nn.Module, architecture: str, trainable: bool) -> None:
+    """Freeze or unfreeze everything but the head (used for ``freeze_epochs``)."""
+    head = "backbone." + head_prefix(architecture)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = trainable or name.startswith(head)
+
+
+def augment_batch(images: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
+    """``light``: random shifts (pad-and-crop); ``flip``: plus horizontal flips."""
+    if mode == "none":
+        return images
+    size_h, size_w = images.shape[2:]
+    padded = nn.functional.pad(images, [AUGMENT_PAD] * 4, mode="replicate")
+    offsets = torch.randint(0, 2 * AUGMENT_PAD + 1, (len(images), 2), generator=generator)
+    out = torch.stack(
+        [padded[i, :, y : y + size_h, x : x + size_w] for i, (y, x) in enumerate(offsets.tolist())]
+    )
+    if mode == "flip":
+        flips = torch.rand(len(images), generator=generator) < 0.5
+        out[flips] = out[flips].flip(3)
+    return out
+
+
+def run_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data: Split,
+    hp: Hyperparameters,
+    generator: torch.Generator,
+) -> tuple[float, float, float]:
+    """One pass over shuffled train batches; returns (loss, accuracy, images/s)."""
+    model.train()
+    started = time.perf_counter()
+    order = torch.randperm(len(data.labels), generator=generator)
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(order), hp.batch_size):
+        index = order[start : start + hp.batch_size]
+        inputs = augment_batch(data.images[index].float().div_(255), hp.augment, generator)
+        targets = data.labels[index]
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(inputs)
+        loss = nn.functional.cross_entropy(logits, targets)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * len(index)
+        correct += int((logits.argmax(1) == targets).sum())
+    seconds = time.perf_counter() - started
+    count = len(order)
+    return total_loss / count, correct / count, count / max(seconds, 1e-9)
+
+
+@torch.inference_mode()
+def evaluate_split(model: nn.Module, data: Split) -> tuple[float, float]:
+    """Mean loss and accuracy on a split, in eval mode."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(data.labels), EVAL_BATCH):
+        inputs = data.images[start : start + EVAL_BATCH].float().div_(255)
+        targets = data.labels[start : start + EVAL_BATCH]
+        logits = model(inputs)
+        total_loss += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
+        correct += int((logits.argmax(1) == targets).sum())
+    return total_loss / len(data.labels), correct / len(data.labels)
+
+
+def make_optimizer(model: nn.Module, hp: Hyperparameters) -> torch.optim.Optimizer:
+    """AdamW or SGD with Nesterov momentum."""
+    params = list(model.parameters())
+    if hp.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=hp.learning_rate, momentum=0.9, nesterov=True, weight_decay=hp.weight_decay
+        )
+    return torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, epochs: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Cosine decay per epoch over ``epochs`` (recomputed from ``epochs`` on resume)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda epoch: 0.5 * (1 + math.cos(math.pi * min(epoch, epochs) / epochs))
+    )
