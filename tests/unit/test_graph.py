@@ -1,0 +1,83 @@
+"""One graph for both targets: only session values differ between local and cloud."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_mlops import graph
+from local_mlops.config import load_settings
+from local_mlops.target import definition_session
+
+ROOT = Path(__file__).resolve().parents[2]
+EMPTY = ROOT / "tests" / "data" / "empty.toml"
+
+
+def definition(target: str, tune: bool = False) -> dict[str, Any]:
+    settings = load_settings({"target": target}, config_file=EMPTY, environ={})
+    pipeline = graph.build_pipeline(settings, definition_session(settings), tune=tune)
+    return json.loads(pipeline.definition())
+
+
+def shape(steps: list[dict[str, Any]]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Name, type and dependencies of every step, condition branches included."""
+    found = []
+    for step in steps:
+        found.append((step["Name"], step["Type"], tuple(sorted(step.get("DependsOn", [])))))
+        args = step.get("Arguments", {})
+        found += shape(args.get("IfSteps", [])) + shape(args.get("ElseSteps", []))
+    return found
+
+
+@pytest.mark.parametrize("tune", [False, True])
+def test_local_and_cloud_graphs_have_the_same_steps_parameters_and_condition(tune: bool) -> None:
+    local, cloud = definition("local", tune), definition("cloud", tune)
+    assert shape(local["Steps"]) == shape(cloud["Steps"])
+    assert [p["Name"] for p in local["Parameters"]] == [p["Name"] for p in cloud["Parameters"]]
+    condition = [s for s in local["Steps"] if s["Type"] == "Condition"]
+    assert condition == [s for s in cloud["Steps"] if s["Type"] == "Condition"]
+
+
+def test_only_session_values_differ() -> None:
+    local, cloud = definition("local"), definition("cloud")
+    instance_types = {"ProcessingInstanceType", "TrainingInstanceType"}
+    for parameter in cloud["Parameters"]:
+        if parameter["Name"] in instance_types:
+            assert parameter["DefaultValue"].startswith("ml.")
+            parameter["DefaultValue"] = "local"
+    assert local == cloud
+
+
+def test_step_names_and_the_else_branch() -> None:
+    steps = definition("cloud")["Steps"]
+    names = [s["Name"] for s in steps]
+    assert names == [graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.EVALUATE, graph.CHECK]
+    check = steps[-1]["Arguments"]
+    assert [s["Name"] for s in check["ElseSteps"]] == [graph.FAIL]
+    assert {s["Type"] for s in check["IfSteps"]} == {"RegisterModel", "Model"}
+
+
+def test_tuning_replaces_training_and_feeds_evaluate_with_the_best_model() -> None:
+    steps = {s["Name"]: s for s in definition("cloud", tune=True)["Steps"]}
+    assert graph.TRAIN not in steps and steps[graph.TUNE]["Type"] == "Tuning"
+    tuning = steps[graph.TUNE]["Arguments"]["HyperParameterTuningJobConfig"]
+    assert tuning["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "val_accuracy"}
+    assert graph.TUNE in json.dumps(steps[graph.EVALUATE]["Arguments"]["ProcessingInputs"])
+
+
+def test_every_parameter_and_setting_is_documented() -> None:
+    doc = (ROOT / "docs" / "pipeline.md").read_text()
+    settings = load_settings(config_file=EMPTY, environ={})
+    target = definition_session(settings)
+    missing = [name for name in graph.build_parameters(settings, target) if f"`{name}`" not in doc]
+    missing += [name for name, _, _ in settings.public_items() if f"`{name}`" not in doc]
+    missing += [
+        name
+        for name in (graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.TUNE, graph.EVALUATE,
+                     graph.CHECK, graph.REGISTER, graph.CREATE_MODEL, graph.FAIL)
+        if f"`{name}`" not in doc
+    ]
+    assert missing == []
