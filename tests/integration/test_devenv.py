@@ -1,0 +1,55 @@
+"""`up`, `doctor`, `down` as a user runs them: the bucket survives down/up."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from typer.testing import CliRunner
+
+from local_mlops.cli.app import app
+from local_mlops.config import load_settings
+from local_mlops.emulator import devenv_url, s3_client
+
+pytestmark = pytest.mark.docker
+runner = CliRunner()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def doctor() -> dict[str, dict[str, str]]:
+    result = runner.invoke(app, ["doctor", "--json"])
+    return {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+
+
+def test_up_doctor_down_up_keeps_the_bucket(
+    runtime_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOCAL_MLOPS_EMULATOR_PORT", str(free_port()))
+    monkeypatch.setenv("LOCAL_MLOPS_BUCKET", "devenv-test")
+    settings = load_settings()
+    try:
+        result = runner.invoke(app, ["up"])
+        assert result.exit_code == 0, result.output
+        checks = doctor()
+        assert {c["status"] for c in checks.values()} == {"ok"}, checks
+        client = s3_client(settings, devenv_url(settings))
+        client.put_object(Bucket="devenv-test", Key="keep/me.txt", Body=b"still here")
+
+        status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+        assert any(s["name"] == "s3-emulator" and s["state"] == "running" for s in status["services"])
+
+        assert runner.invoke(app, ["down"]).exit_code == 0
+        after_down = doctor()["S3 emulator"]
+        assert after_down["status"] == "warn" and after_down["fix"] == "local-mlops up"
+
+        assert runner.invoke(app, ["up"]).exit_code == 0
+        body = client.get_object(Bucket="devenv-test", Key="keep/me.txt")["Body"].read()
+        assert body == b"still here"
+    finally:
+        runner.invoke(app, ["down"])
