@@ -9,4 +9,5 @@ os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
 # The SDK's own warnings about definitions it rewrites are for SDK developers, not our users.
 logging.getLogger("sagemaker").setLevel(logging.ERROR)
+logging.getLogger("local_mlops").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message="Running within a PipelineSession")
