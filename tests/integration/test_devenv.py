@@ -42,7 +42,9 @@ def test_up_doctor_down_up_keeps_the_bucket(
         client.put_object(Bucket="devenv-test", Key="keep/me.txt", Body=b"still here")
 
         status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
-        assert any(s["name"] == "s3-emulator" and s["state"] == "running" for s in status["services"])
+        assert any(
+            s["name"] == "s3-emulator" and s["state"] == "running" for s in status["services"]
+        )
 
         assert runner.invoke(app, ["down"]).exit_code == 0
         after_down = doctor()["S3 emulator"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+import tarfile
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from local_mlops import graph, runner
@@ -44,3 +48,55 @@ def test_digits_runs_registers_then_reruns_from_cache_and_fails_the_gate(
     cached = {s["StepName"] for s in second.steps if s.get("CacheHitResult")}
     assert {graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.EVALUATE} <= cached
     assert second.seconds < first.seconds
+
+
+def write_tiny_cifar(path: Path, per_batch: int = 30) -> Path:
+    """A CIFAR-10 python archive in the official layout (pickled dicts of 3072-byte rows)."""
+    rng = np.random.default_rng(0)
+    folder = path / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    names = [
+        b"airplane",
+        b"automobile",
+        b"bird",
+        b"cat",
+        b"deer",
+        b"dog",
+        b"frog",
+        b"horse",
+        b"ship",
+        b"truck",
+    ]
+    with (folder / "batches.meta").open("wb") as handle:
+        pickle.dump({b"label_names": names, b"num_cases_per_batch": per_batch}, handle)
+    for batch in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        labels = [i % 10 for i in range(per_batch)]
+        planes = np.zeros((per_batch, 3, 32, 32), dtype=np.uint8)
+        for row, label in enumerate(labels):  # a learnable colour per class, plus noise
+            planes[row] = (label * 25 + rng.integers(0, 20, (3, 32, 32))).astype(np.uint8)
+        with (folder / batch).open("wb") as handle:
+            pickle.dump({b"data": planes.reshape(per_batch, 3072), b"labels": labels}, handle)
+    archive = path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    return archive
+
+
+def test_an_official_format_cifar_archive_imports_validates_and_trains(
+    runtime_image: str, s3: tuple[Settings, str], tmp_path: Path
+) -> None:
+    base, url = s3
+    archive = write_tiny_cifar(tmp_path)
+    settings = replace(base, s3_endpoint=url, dataset="cifar10", backbone="mobilenet_v3_small")
+    options = runner.RunOptions(
+        data=str(archive),
+        parameters={"Epochs": 1, "Backbone": "mobilenet_v3_small", "AccuracyThreshold": 0.0},
+    )
+
+    result = runner.run(settings, options, say=print)
+
+    assert result.succeeded, result.failure_reason
+    assert result.model_package is not None
+    model_data = result.model_package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert model_data.startswith(f"s3://{settings.bucket}/")
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0

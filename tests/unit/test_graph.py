@@ -64,7 +64,10 @@ def test_tuning_replaces_training_and_feeds_evaluate_with_the_best_model() -> No
     steps = {s["Name"]: s for s in definition("cloud", tune=True)["Steps"]}
     assert graph.TRAIN not in steps and steps[graph.TUNE]["Type"] == "Tuning"
     tuning = steps[graph.TUNE]["Arguments"]["HyperParameterTuningJobConfig"]
-    assert tuning["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "val_accuracy"}
+    assert tuning["HyperParameterTuningJobObjective"] == {
+        "Type": "Maximize",
+        "MetricName": "val_accuracy",
+    }
     assert graph.TUNE in json.dumps(steps[graph.EVALUATE]["Arguments"]["ProcessingInputs"])
 
 
@@ -76,8 +79,17 @@ def test_every_parameter_and_setting_is_documented() -> None:
     missing += [name for name, _, _ in settings.public_items() if f"`{name}`" not in doc]
     missing += [
         name
-        for name in (graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.TUNE, graph.EVALUATE,
-                     graph.CHECK, graph.REGISTER, graph.CREATE_MODEL, graph.FAIL)
+        for name in (
+            graph.VALIDATE,
+            graph.PREPROCESS,
+            graph.TRAIN,
+            graph.TUNE,
+            graph.EVALUATE,
+            graph.CHECK,
+            graph.REGISTER,
+            graph.CREATE_MODEL,
+            graph.FAIL,
+        )
         if f"`{name}`" not in doc
     ]
     assert missing == []
