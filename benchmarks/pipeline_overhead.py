@@ -36,7 +36,8 @@ def container_seconds(events: list[dict[str, Any]]) -> float:
 def timed_run(settings: Any, options: runner.RunOptions) -> tuple[runner.RunResult, float, float]:
     watcher = subprocess.Popen(
         ["docker", "events", "--format", "{{json .}}", "--filter", "type=container"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     started = time.perf_counter()
     result = runner.run(settings, options, say=lambda _: None)
@@ -56,14 +57,20 @@ def main() -> None:
         settings = replace(settings, s3_endpoint=endpoint.url)
         datasets.resolve_input(settings, endpoint.url, settings.dataset, None, say=lambda _: None)
         params = {"Epochs": settings.epochs}
-        cold, cold_wall, cold_inside = timed_run(settings, runner.RunOptions(cache=False, parameters=params))
-        warm, warm_wall, warm_inside = timed_run(settings, runner.RunOptions(cache=True, parameters=params))
+        cold, cold_wall, cold_inside = timed_run(
+            settings, runner.RunOptions(cache=False, parameters=params)
+        )
+        warm, warm_wall, warm_inside = timed_run(
+            settings, runner.RunOptions(cache=True, parameters=params)
+        )
     for result in (cold, warm):
         assert result.succeeded, result.failure_reason
     overhead = cold_wall - cold_inside
     print(f"digits, {settings.backbone}, {settings.epochs} epochs, 2 cores")
     print(f"{'':34}{'wall s':>8}{'in containers s':>17}{'overhead':>10}")
-    print(f"{'run --no-cache':34}{cold_wall:>8.1f}{cold_inside:>17.1f}{overhead / cold_wall:>10.1%}")
+    print(
+        f"{'run --no-cache':34}{cold_wall:>8.1f}{cold_inside:>17.1f}{overhead / cold_wall:>10.1%}"
+    )
     print(f"{'re-run, all steps from the cache':34}{warm_wall:>8.1f}{warm_inside:>17.1f}{'':>10}")
 
 

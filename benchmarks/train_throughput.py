@@ -38,9 +38,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         work = Path(tmp)
-        docker(image, {work: "/w"}, "sh", "-c",
-               "python3 -m mlops_container.importer --dataset digits --output /w/raw --base-uri /w/raw"
-               " && python3 -m mlops_container.preprocess --input-dir /w/raw --output-dir /w/prep")
+        docker(
+            image,
+            {work: "/w"},
+            "sh",
+            "-c",
+            "python3 -m mlops_container.importer --dataset digits --output /w/raw --base-uri /w/raw"
+            " && python3 -m mlops_container.preprocess --input-dir /w/raw --output-dir /w/prep",
+        )
         base = work / "ml"
         for split in ("train", "validation"):
             (base / "input" / "data").mkdir(parents=True, exist_ok=True)
@@ -51,10 +56,20 @@ def main() -> None:
 
         log, train_wall = docker(image, {base: "/opt/ml"}, "train")
         rates = [float(r) for r in re.findall(r"images_per_sec=([0-9.]+)", log)]
-        train_count = int(subprocess.run(
-            ["python3", "-c", "import numpy,sys; print(len(numpy.load(sys.argv[1])['labels']))",
-             str(base / "input" / "data" / "train" / "data.npz")],
-            capture_output=True, text=True, check=False).stdout.strip() or 0)
+        train_count = int(
+            subprocess.run(
+                [
+                    "python3",
+                    "-c",
+                    "import numpy,sys; print(len(numpy.load(sys.argv[1])['labels']))",
+                    str(base / "input" / "data" / "train" / "data.npz"),
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            or 0
+        )
 
         snippet = (
             "from pathlib import Path; from mlops_container.bench import bare_loop; "
@@ -64,7 +79,9 @@ def main() -> None:
         bare_rate = float(out.strip().splitlines()[-1])
 
     entry_rate = statistics.median(rates)
-    print(f"digits, {args.backbone}, {args.epochs} epochs, {train_count or '?'} training images, 2 threads")
+    print(
+        f"digits, {args.backbone}, {args.epochs} epochs, {train_count or '?'} training images, 2 threads"
+    )
     print(f"{'':28}{'images/s':>10}{'wall s':>9}")
     print(f"{'train entry point (median)':28}{entry_rate:>10.1f}{train_wall:>9.1f}")
     print(f"{'bare PyTorch loop':28}{bare_rate:>10.1f}{bare_wall:>9.1f}")

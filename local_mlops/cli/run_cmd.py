@@ -163,14 +163,14 @@ def run(
     # machine-readable and the live table stays readable; failing steps show their log tail.
     log_path = settings.state_path / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log, contextlib.redirect_stdout(log):
-        with Live(board, console=err, refresh_per_second=4, transient=False, redirect_stdout=False):
-            result = runner.run(
-                settings,
-                options,
-                say=lambda m: err.print(f"[cyan]›[/cyan] {m}"),
-                on_step_event=board.event,
-            )
+    live = Live(board, console=err, refresh_per_second=4, transient=False, redirect_stdout=False)
+    with log_path.open("w") as log, contextlib.redirect_stdout(log), live:
+        result = runner.run(
+            settings,
+            options,
+            say=lambda m: err.print(f"[cyan]›[/cyan] {m}"),
+            on_step_event=board.event,
+        )
     err.print(f"\n[dim]container logs: {log_path}[/dim]")
     if as_json:
         print_json(result.as_dict())
