@@ -8,8 +8,8 @@ scripts/setup.sh
 export PATH="$PWD/${LOCAL_MLOPS_VENV:-.venv}/bin:$PATH"
 export LOCAL_MLOPS_REQUIRE_DOCKER=1
 echo "[test] ruff" >&2
-ruff check local_mlops containers tests
-ruff format --check local_mlops containers tests
+ruff check local_mlops containers tests benchmarks
+ruff format --check local_mlops containers tests benchmarks
 echo "[test] mypy" >&2
 mypy local_mlops containers/mlops_container
 echo "[test] pytest" >&2
