@@ -47,6 +47,7 @@ class RunResult:
     console_url: str
     metrics: dict[str, Any] = field(default_factory=dict)
     model_package: dict[str, Any] | None = None
+    tuning: dict[str, Any] | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -121,6 +122,7 @@ def _wait(settings: Settings, target: Target, execution: Any, started: float) ->
         result.steps = record.get("Steps", result.steps)
         result.failure_reason = result.failure_reason or record.get("FailureReason", "")
         result.metrics = _evaluation_metrics(target, execution)
+        result.tuning = _tuning_summary(execution)
         result.model_package = _registered(target, settings.model_package_group, arn)
     return result
 
@@ -144,6 +146,28 @@ def _evaluation_metrics(target: Target, execution: Any) -> dict[str, Any]:
         name: value.get("value") if isinstance(value, dict) else value
         for name, value in metrics.items()
         if name != "confusion_matrix"
+    }
+
+
+def _tuning_summary(execution: Any) -> dict[str, Any] | None:
+    """The tuning step's trials (best first) and its best job, as DescribeHyperParameterTuningJob."""
+    step = getattr(execution, "step_execution", {}).get(graph.TUNE)
+    properties = getattr(step, "properties", None) or {}
+    if "BestTrainingJob" not in properties:
+        return None
+
+    def trial(summary: dict[str, Any]) -> dict[str, Any]:
+        objective = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+        return {
+            "TrainingJobName": summary.get("TrainingJobName"),
+            "TrainingJobStatus": summary.get("TrainingJobStatus"),
+            "Objective": objective.get("Value"),
+            "TunedHyperParameters": summary.get("TunedHyperParameters", {}),
+        }
+
+    return {
+        "BestTrainingJob": trial(properties["BestTrainingJob"]),
+        "Trials": [trial(s) for s in properties.get("TrainingJobSummaries", [])],
     }
 
 

@@ -60,6 +60,13 @@ def _summary(result: runner.RunResult) -> Table:
     for name in ("accuracy", "macro_f1", "weighted_f1"):
         if name in result.metrics:
             table.add_row(name, f"{result.metrics[name]:.4f}")
+    if result.tuning:
+        best = result.tuning["BestTrainingJob"]
+        table.add_row(
+            "best trial",
+            f"{best['TrainingJobName']} (val_accuracy {best['Objective']:.4f}, "
+            f"{len(result.tuning['Trials'])} trials)",
+        )
     if result.model_package:
         package = result.model_package
         table.add_row(

@@ -100,3 +100,32 @@ def test_an_official_format_cifar_archive_imports_validates_and_trains(
     model_data = result.model_package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     assert model_data.startswith(f"s3://{settings.bucket}/")
     assert 0.0 <= result.metrics["accuracy"] <= 1.0
+
+
+def test_tuning_on_digits_picks_the_best_of_three_trials(
+    runtime_image: str, s3: tuple[Settings, str]
+) -> None:
+    base, url = s3
+    settings = replace(base, s3_endpoint=url, backbone="mobilenet_v3_small")
+    options = runner.RunOptions(
+        tune=True,
+        max_jobs=3,
+        max_parallel_jobs=2,
+        strategy="Random",
+        parameters={"Epochs": 1, "Backbone": "mobilenet_v3_small", "AccuracyThreshold": 0.0},
+    )
+
+    result = runner.run(settings, options, say=print)
+
+    assert result.succeeded, result.failure_reason
+    assert statuses(result)[graph.TUNE] == "Succeeded"
+    assert result.tuning is not None
+    trials = result.tuning["Trials"]
+    assert len(trials) == 3
+    assert len({t["TrainingJobName"] for t in trials}) == 3
+    best = result.tuning["BestTrainingJob"]
+    assert best["Objective"] == max(t["Objective"] for t in trials)
+    # The evaluated and registered model is the best trial's artifact.
+    assert result.model_package is not None
+    model_data = result.model_package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert best["TrainingJobName"] in model_data
