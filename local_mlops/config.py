@@ -63,6 +63,8 @@ class Settings:
     backbone: str = "resnet18"
     epochs: int = 6
     learning_rate: float = 0.001
+    # none | imagenet | a state-dict file path or s3:// URI (see weights.py)
+    weights: str = "none"
     model_package_group: str = "local-mlops-image-classifier"
     approval_status: str = "PendingManualApproval"
     pipeline_name: str = "local-mlops-pipeline"

@@ -107,8 +107,13 @@ def build_pipeline(
     max_parallel_jobs: int = 2,
     strategy: str = "Bayesian",
     spot: bool = False,
+    pretrained_uri: str = "",
 ) -> Pipeline:
-    """The whole graph, for either target."""
+    """The whole graph, for either target.
+
+    ``pretrained_uri`` (a state dict in S3, see weights.py) adds the training job's
+    ``pretrained`` channel: the backbone starts from it and the head trains alone for one epoch.
+    """
     p = build_parameters(settings, target)
     cache_config = CacheConfig(enable_caching=cache, expire_after="P30D")
     retry = [
@@ -172,6 +177,7 @@ def build_pipeline(
             "epochs": p["Epochs"],
             "learning_rate": p["LearningRate"],
             "batch_size": p["BatchSize"],
+            **({"weights": "channel", "freeze_epochs": 1} if pretrained_uri else {}),
         },
         use_spot_instances=spot,
         max_run=3600,
@@ -182,6 +188,8 @@ def build_pipeline(
         name: TrainingInput(s3_data=outputs[name].S3Output.S3Uri)
         for name in ("train", "validation")
     }
+    if pretrained_uri:
+        train_inputs["pretrained"] = TrainingInput(s3_data=pretrained_uri)
     if tune:
         tuner = HyperparameterTuner(
             estimator,

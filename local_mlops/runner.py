@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from local_mlops import datasets, dockerhost, graph
+from local_mlops import datasets, dockerhost, graph, weights
 from local_mlops.config import Settings
 from local_mlops.emulator import s3_endpoint
 from local_mlops.target import Target, open_target
@@ -34,6 +34,7 @@ class RunOptions:
     strategy: str = "Bayesian"
     spot: bool = False
     parameters: dict[str, Any] = field(default_factory=dict)
+    pretrained_uri: str = ""  # filled by run() from settings.weights
 
 
 @dataclass
@@ -69,6 +70,7 @@ def build_for(settings: Settings, target: Target, options: RunOptions) -> Any:
         max_parallel_jobs=options.max_parallel_jobs,
         strategy=options.strategy,
         spot=options.spot,
+        pretrained_uri=options.pretrained_uri,
     )
 
 
@@ -88,6 +90,10 @@ def run(
             )
         else:
             input_uri = options.data or settings.data or graph.dataset_uri(settings)
+        pretrained = weights.resolve(
+            settings, endpoint.url, settings.weights, settings.backbone, say
+        )
+        options = replace(options, pretrained_uri=pretrained)
         target = open_target(
             settings, endpoint.url, cache_enabled=options.cache, on_step_event=on_step_event
         )

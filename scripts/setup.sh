@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 log() { echo "[setup] $*" >&2; }
 
 scripts/install-docker.sh
+scripts/install-browser.sh
 
 VENV="${LOCAL_MLOPS_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"

@@ -151,8 +151,15 @@ def resolve_source_ref(source_ref: str, input_dir: Path, dataset_uri: str | None
     """Map a source-ref to the local copy of the dataset downloaded into ``input_dir``.
 
     The dataset root URI (the manifest's own location, inferred when not given) is
-    replaced by ``input_dir``; references outside the root or with ``..`` are rejected.
+    replaced by ``input_dir``; references outside the root or with ``..`` are rejected. A
+    relative reference (as ``local-mlops label`` writes for a local folder) is relative to
+    ``input_dir``.
     """
+    if "://" not in source_ref and not source_ref.startswith("/") and not dataset_uri:
+        relative_ref = PurePosixPath(source_ref)
+        if ".." in relative_ref.parts or not relative_ref.parts:
+            raise UserError(f"source-ref {source_ref!r} escapes the dataset folder")
+        return input_dir.joinpath(*relative_ref.parts)
     root = (dataset_uri or infer_dataset_uri(source_ref)).rstrip("/")
     if not source_ref.startswith(root + "/"):
         raise UserError(f"source-ref {source_ref!r} is not under the dataset root {root!r}")

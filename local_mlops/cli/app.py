@@ -9,7 +9,16 @@ import typer
 from typer.core import TyperGroup
 
 from local_mlops import __version__
-from local_mlops.cli import config_cmd, data_cmd, env, models_cmd, pipeline_cmd, run_cmd, runs_cmd
+from local_mlops.cli import (
+    config_cmd,
+    data_cmd,
+    env,
+    label_cmd,
+    models_cmd,
+    pipeline_cmd,
+    run_cmd,
+    runs_cmd,
+)
 from local_mlops.cli.common import err
 from local_mlops.errors import LocalMlopsError
 
@@ -70,6 +79,7 @@ app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
+app.command("label")(label_cmd.label)
 
 
 def main() -> None:

@@ -116,6 +116,9 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-run every step."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     backbone: str = typer.Option(None, "--backbone", help="resnet18 or mobilenet_v3_small."),
+    weights: str = typer.Option(
+        None, "--weights", help="none, imagenet, or a state-dict path or s3:// URI."
+    ),
     threshold: float = typer.Option(
         None, "--threshold", help="Accuracy needed to register the model."
     ),
@@ -138,6 +141,7 @@ def run(
         data=data,
         epochs=epochs,
         backbone=backbone,
+        weights=weights,
         accuracy_threshold=threshold,
     )
     options = runner.RunOptions(

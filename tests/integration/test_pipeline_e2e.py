@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import tarfile
 from dataclasses import replace
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from local_mlops import graph, runner
+from local_mlops import emulator, graph, runner
 from local_mlops.config import Settings
 
 pytestmark = pytest.mark.docker
@@ -129,3 +130,35 @@ def test_tuning_on_digits_picks_the_best_of_three_trials(
     assert result.model_package is not None
     model_data = result.model_package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     assert best["TrainingJobName"] in model_data
+
+
+def test_transfer_learning_from_a_state_dict_file(
+    runtime_image: str, s3: tuple[Settings, str], tmp_path: Path
+) -> None:
+    import torch
+    import torchvision
+
+    state = tmp_path / "mobilenet-start.pth"
+    torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), state)
+    base, url = s3
+    settings = replace(base, s3_endpoint=url, backbone="mobilenet_v3_small", weights=str(state))
+    options = runner.RunOptions(
+        parameters={"Epochs": 2, "Backbone": "mobilenet_v3_small", "AccuracyThreshold": 0.0}
+    )
+
+    result = runner.run(settings, options, say=print)
+
+    assert result.succeeded, result.failure_reason
+    train = next(s for s in result.steps if s["StepName"] == graph.TRAIN)
+    assert not train.get("CacheHitResult"), "a new channel must not be served from the cache"
+    assert result.model_package is not None
+    model_data = result.model_package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    bucket, key = model_data[5:].split("/", 1)
+    archive = tmp_path / "model.tar.gz"
+    emulator.s3_client(settings, url).download_file(bucket, key, str(archive))
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("model.json")
+        assert member is not None
+        meta = json.load(member)
+    assert meta["hyperparameters"]["weights"] == "channel"
+    assert meta["hyperparameters"]["freeze_epochs"] == 1

@@ -35,3 +35,11 @@ def test_load_records_names_the_bad_line(tmp_path: Path) -> None:
     manifest.write_text('{"source-ref": "s3://b/images/a/1.png", "label": 0}\n{oops\n')
     with pytest.raises(UserError, match="manifest.jsonl:2"):
         load_records(manifest)
+
+
+def test_relative_source_ref_resolves_inside_the_folder(tmp_path: Path) -> None:
+    from mlops_container.manifest import resolve_source_ref
+
+    assert resolve_source_ref("cats/a.png", tmp_path) == tmp_path / "cats" / "a.png"
+    with pytest.raises(UserError, match="escapes"):
+        resolve_source_ref("../secret.png", tmp_path)
