@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import typer
 from rich.table import Table
 
@@ -12,11 +14,28 @@ app = typer.Typer(help="Past executions.\n\nExample: local-mlops runs list", no_
 TARGET_HELP = "Look at SageMaker instead of the local runs."
 
 
+def _when(value: object) -> dt.datetime | None:
+    """A timestamp from a run record: ISO 8601 (local), datetime (SageMaker) or epoch seconds."""
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    if isinstance(value, str) and value:
+        try:
+            return dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
 def _duration(start: object, end: object) -> str:
-    try:
-        return f"{float(end) - float(start):.1f} s"  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return ""
+    begin, finish = _when(start), _when(end)
+    return f"{(finish - begin).total_seconds():.1f} s" if begin and finish else ""
+
+
+def _started(value: object) -> str:
+    when = _when(value)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else ""
 
 
 @app.command("list")
@@ -40,7 +59,7 @@ def list_runs(
         table.add_row(
             record["ExecutionId"],
             record.get("Status", ""),
-            str(record.get("StartTime", "")),
+            _started(record.get("StartTime")),
             _duration(record.get("StartTime"), record.get("EndTime")),
             str(len(record.get("Steps", []))),
         )
@@ -65,11 +84,12 @@ def describe(
         print_json(record)
         return
     out.print(
-        f"[bold]{record['ExecutionId']}[/bold]  {record.get('Status')}  {record.get('FailureReason', '')}"
+        f"[bold]{record['ExecutionId']}[/bold]  {record.get('Status')}  "
+        f"{record.get('FailureReason') or ''}"
     )
     table = Table("step", "type", "status", "duration", "attempts", "note")
     for step in record.get("Steps", []):
-        note = "cached" if step.get("CacheHitResult") else step.get("FailureReason", "")
+        note = "cached" if step.get("CacheHitResult") else step.get("FailureReason") or ""
         table.add_row(
             step.get("StepName", ""),
             step.get("StepType", ""),
