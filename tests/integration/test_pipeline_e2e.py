@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from local_mlops import emulator, graph, runner
+from local_mlops.cli.app import app
 from local_mlops.config import Settings
 
 pytestmark = pytest.mark.docker
@@ -49,6 +51,29 @@ def test_digits_runs_registers_then_reruns_from_cache_and_fails_the_gate(
     cached = {s["StepName"] for s in second.steps if s.get("CacheHitResult")}
     assert {graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.EVALUATE} <= cached
     assert second.seconds < first.seconds
+
+
+def test_runs_and_models_commands_show_what_the_runs_left(
+    s3: tuple[Settings, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run after the digits run above: the history is read back through the CLI."""
+    settings, url = s3
+    monkeypatch.setenv("LOCAL_MLOPS_S3_ENDPOINT", url)
+    monkeypatch.setenv("LOCAL_MLOPS_BUCKET", settings.bucket)
+    cli = CliRunner()
+
+    runs = json.loads(cli.invoke(app, ["runs", "list", "--json"]).stdout)
+    assert {"Succeeded", "Failed"} <= {r["Status"] for r in runs}
+    described = json.loads(
+        cli.invoke(app, ["runs", "describe", runs[-1]["ExecutionId"], "--json"]).stdout
+    )
+    assert [s["StepName"] for s in described["Steps"]][:2] == [graph.VALIDATE, graph.PREPROCESS]
+
+    models = json.loads(cli.invoke(app, ["models", "list", "--json"]).stdout)
+    assert models[0]["ModelPackageVersion"] == 1
+    assert "accuracy" in models[0]["Metrics"]
+    arn = models[0]["ModelPackageArn"]
+    assert json.loads(cli.invoke(app, ["models", "describe", arn]).stdout)["ModelPackageArn"] == arn
 
 
 def write_tiny_cifar(path: Path, per_batch: int = 30) -> Path:
