@@ -204,3 +204,93 @@ def _run_build(
                 step, total = int(numbers[0]), int(numbers[1])
             if on_line:
                 on_line(line, step, total)
+
+
+# --- Pushing the runtime image to a registry (ECR for the cloud target; see cloud.py) ---
+
+PushProgress = Callable[[str, str, int, int], None]  # layer id, status, bytes done, bytes total
+
+
+@dataclass(frozen=True)
+class PushResult:
+    uri: str
+    digest: str
+    seconds: float
+    skipped: bool  # the registry already had this image under the tag
+
+
+def repo_digests(tag: str) -> list[str]:
+    """The ``repository@sha256:...`` digests the engine knows for a local image (set by pushes)."""
+    from docker.errors import ImageNotFound
+
+    try:
+        attrs = dockerhost.docker_client().images.get(tag).attrs
+    except ImageNotFound as exc:
+        raise LocalMlopsError(f"the runtime image {tag} is not built", "local-mlops build") from exc
+    return list(attrs.get("RepoDigests") or [])
+
+
+def login(registry: str, username: str, password: str) -> None:
+    """``docker login``: the engine checks the credentials against the registry right away."""
+    from docker.errors import APIError
+
+    try:
+        dockerhost.docker_client().login(
+            username=username, password=password, registry=registry, reauth=True
+        )
+    except APIError as exc:
+        raise LocalMlopsError(
+            f"docker login to {registry} failed: {exc.explanation or exc}",
+            f"check that the Docker engine reaches {registry} (network, proxy, DNS) "
+            "and that the credentials may push there",
+        ) from exc
+
+
+def push(
+    local_tag: str,
+    remote_uri: str,
+    auth: dict[str, str] | None = None,
+    on_progress: PushProgress | None = None,
+) -> str:
+    """Tag the local image as ``remote_uri`` and push it; returns the pushed manifest's digest."""
+    from docker.errors import APIError, ImageNotFound
+
+    client = dockerhost.docker_client()
+    repository, _, tag = remote_uri.rpartition(":")
+    try:
+        if local_tag != remote_uri:
+            client.images.get(local_tag).tag(repository, tag=tag)
+        stream = client.api.push(repository, tag=tag, auth_config=auth, stream=True, decode=True)
+        digest = ""
+        for chunk in stream:
+            if "error" in chunk:
+                detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                raise LocalMlopsError(
+                    f"pushing {remote_uri} failed: {str(detail).strip()}",
+                    f"check that the Docker engine reaches {repository.split('/', 1)[0]} "
+                    f"and may push there; `docker push {remote_uri}` shows the same error",
+                )
+            digest = str(chunk.get("aux", {}).get("Digest", "")) or digest
+            if on_progress and chunk.get("id"):
+                detail = chunk.get("progressDetail") or {}
+                on_progress(
+                    str(chunk["id"]),
+                    str(chunk.get("status", "")),
+                    int(detail.get("current") or 0),
+                    int(detail.get("total") or 0),
+                )
+    except ImageNotFound as exc:
+        raise LocalMlopsError(
+            f"the runtime image {local_tag} is not built", "local-mlops build"
+        ) from exc
+    except APIError as exc:
+        raise LocalMlopsError(
+            f"pushing {remote_uri} failed: {exc.explanation or exc}",
+            "check that the Docker engine runs and reaches the registry",
+        ) from exc
+    if not digest:
+        raise LocalMlopsError(
+            f"pushing {remote_uri} ended without a digest from the registry",
+            f"retry; `docker push {remote_uri}` shows what the registry answers",
+        )
+    return digest

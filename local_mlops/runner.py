@@ -19,6 +19,7 @@ from local_mlops.emulator import s3_endpoint
 from local_mlops.target import Target, open_target
 
 StepEvent = Callable[[str, str, str, dict[str, Any]], None]
+POLL_SECONDS = 15  # between status polls of a SageMaker execution (its steps take minutes)
 
 for noisy in ("sagemaker", "sagemaker.config", "botocore.credentials"):
     logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -97,28 +98,82 @@ def run(
         target = open_target(
             settings, endpoint.url, cache_enabled=options.cache, on_step_event=on_step_event
         )
+        if target.prepare_image is not None:
+            target.prepare_image(say)
         pipeline = build_for(settings, target, options)
         pipeline.upsert(role_arn=target.role_arn)
         execution = pipeline.start(parameters={"InputData": input_uri, **options.parameters})
-        return _wait(settings, target, execution, started)
+        if not target.is_local:
+            steps = _follow(target, execution, [s.name for s in pipeline.steps], say, on_step_event)
+            return _result(settings, target, execution, started, steps)
+        return _result(settings, target, execution, started, _list_steps(execution))
 
 
-def _wait(settings: Settings, target: Target, execution: Any, started: float) -> RunResult:
-    while True:
-        description = execution.describe()
-        status = description.get("PipelineExecutionStatus", "Unknown")
-        if status not in ("Executing", "Stopping"):
-            break
-        time.sleep(10)
-    arn = description.get("PipelineExecutionArn", "")
+def _list_steps(execution: Any) -> list[dict[str, Any]]:
     steps = execution.list_steps()
     if isinstance(steps, dict):
         steps = steps.get("PipelineExecutionSteps", [])
+    return list(steps)
+
+
+def _follow(
+    target: Target,
+    execution: Any,
+    names: list[str],
+    say: Callable[[str], None],
+    on_step_event: StepEvent | None,
+) -> list[dict[str, Any]]:
+    """Poll a SageMaker execution until it ends, reporting step changes; returns its steps.
+
+    When the step list cannot be read (moto answers HTTP 500; a role may lack the permission),
+    the steps are reported as Unknown and the run is followed by its overall status alone.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from local_mlops.cloud import brief_error
+
+    arn = execution.arn
+    execution_id = arn.rsplit("/", 1)[-1]
+    say(f"Started {execution_id} on SageMaker; follow it at {target.console_url(arn)}")
+    seen: dict[str, str] = {}
+    steps: list[dict[str, Any]] = []
+    listable = True
+    while True:
+        status = execution.describe().get("PipelineExecutionStatus", "Unknown")
+        if listable:
+            try:
+                steps = _list_steps(execution)
+            except (BotoCoreError, ClientError) as exc:
+                listable = False
+                say(
+                    f"Cannot list the execution's steps ({brief_error(exc)}): showing them as Unknown."
+                )
+                steps = [{"StepName": name, "StepStatus": "Unknown"} for name in names]
+        for step in steps:
+            name, step_status = step.get("StepName", ""), step.get("StepStatus", "Unknown")
+            if on_step_event and seen.get(name) != step_status:
+                on_step_event(execution_id, name, step_status, step)
+            seen[name] = step_status
+        if status not in ("Executing", "Stopping"):
+            return steps
+        time.sleep(POLL_SECONDS)
+
+
+def _result(
+    settings: Settings,
+    target: Target,
+    execution: Any,
+    started: float,
+    steps: list[dict[str, Any]],
+) -> RunResult:
+    description = execution.describe()
+    status = description.get("PipelineExecutionStatus", "Unknown")
+    arn = description.get("PipelineExecutionArn", "")
     result = RunResult(
         execution_arn=arn,
         status=status,
         failure_reason=description.get("FailureReason", ""),
-        steps=list(steps),
+        steps=steps,
         seconds=time.monotonic() - started,
         target=target.name,
         console_url=target.console_url(arn),

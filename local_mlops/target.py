@@ -20,12 +20,6 @@ from local_mlops.emulator import FAKE_CREDENTIALS, s3_client
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 LOCAL_INSTANCE_TYPE = "local"
-# The SDK sends telemetry to AWS unless this is in the session's config (see localmode/session.py
-# for what it costs and why it is held in memory rather than loaded from a file).
-TELEMETRY_OPT_OUT_CONFIG: dict[str, Any] = {
-    "SchemaVersion": "1.0",
-    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
-}
 
 
 @dataclass
@@ -41,6 +35,8 @@ class Target:
     s3_endpoint: str = ""
     registry: Any = None
     runstore: Any = None
+    # Puts the image where the target's jobs pull it from (cloud: pushes to ECR); None: nothing.
+    prepare_image: Callable[[Callable[[str], None]], Any] | None = None
 
     @property
     def is_local(self) -> bool:
@@ -116,21 +112,15 @@ def _local_target(
 
 
 def _cloud_target(settings: Settings) -> Target:
-    import boto3
-    from sagemaker.workflow.pipeline_context import PipelineSession
-
+    from local_mlops import cloud
     from local_mlops.cloudstores import CloudModelRegistry, CloudRunStore
 
-    boto_session = boto3.Session(region_name=settings.region, profile_name=settings.profile or None)
-    session = PipelineSession(
-        boto_session=boto_session,
-        default_bucket=settings.bucket,
-        sagemaker_config=TELEMETRY_OPT_OUT_CONFIG,
-    )
+    boto_session = cloud.boto_session(settings)
+    session = cloud.pipeline_session(settings, boto_session)
     return Target(
         name="cloud",
         session=session,
-        image_uri=settings.image_uri,
+        image_uri=cloud.image_uri(settings, boto_session),
         role_arn=settings.role_arn,
         bucket=settings.bucket,
         region=settings.region,
@@ -138,29 +128,32 @@ def _cloud_target(settings: Settings) -> Target:
         training_instance_type=settings.training_instance_type,
         registry=CloudModelRegistry(session.sagemaker_client),
         runstore=CloudRunStore(session.sagemaker_client, settings.pipeline_name),
+        prepare_image=lambda say: cloud.push_runtime_image(settings, say, session=boto_session),
     )
 
 
 def definition_session(settings: Settings) -> Target:
     """A target good for building and printing the definition only (no Docker, no AWS calls)."""
     import boto3
-    from sagemaker.workflow.pipeline_context import LocalPipelineSession, PipelineSession
+    from sagemaker.workflow.pipeline_context import LocalPipelineSession
+
+    from local_mlops import cloud
+    from local_mlops.telemetry import TelemetryOptOut
+
+    class DefinitionLocalSession(TelemetryOptOut, LocalPipelineSession):  # type: ignore[misc]
+        """Builds local definitions without telemetry."""
 
     boto_session = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS)
+    session: Any
     if settings.target == "cloud":
-        session: Any = PipelineSession(
-            boto_session=boto_session,
-            default_bucket=settings.bucket,
-            sagemaker_config=TELEMETRY_OPT_OUT_CONFIG,
-        )
+        session = cloud.pipeline_session(settings, boto_session)
         types = (settings.processing_instance_type, settings.training_instance_type)
     else:
-        session = LocalPipelineSession(
+        session = DefinitionLocalSession(
             boto_session=boto_session,
             s3_endpoint_url="http://127.0.0.1:1",
             default_bucket=settings.bucket,
         )
-        session.sagemaker_config = TELEMETRY_OPT_OUT_CONFIG
         types = (LOCAL_INSTANCE_TYPE, LOCAL_INSTANCE_TYPE)
     # Session.default_bucket() checks the bucket over S3; a definition needs only its name.
     session._default_bucket = settings.bucket

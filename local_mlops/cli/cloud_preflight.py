@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from local_mlops import doctor
+from local_mlops import dockerhost, doctor
 from local_mlops.cli.common import err
 from local_mlops.config import Settings
 from local_mlops.errors import LocalMlopsError
@@ -49,10 +49,17 @@ def estimate_cost(
 
 
 def confirm_cloud_run(settings: Settings, options: RunOptions, yes: bool) -> None:
+    """The account checks and the local image (pushed to ECR by the run), then the cost."""
     failing = [c for c in doctor.check_cloud(settings) if c.status == doctor.FAIL]
     if failing:
         first = failing[0]
         raise LocalMlopsError(f"cloud preflight: {first.name}: {first.detail}", first.fix)
+    if not dockerhost.image_exists(settings.image_uri):
+        raise LocalMlopsError(
+            f"cloud preflight: the runtime image {settings.image_uri} is not built "
+            "(the run pushes it to ECR)",
+            "local-mlops build",
+        )
     total, rows = estimate_cost(settings, options)
     table = Table("what", "instance type", "estimated USD", title="estimated cost of this run")
     for what, kind, usd in rows:

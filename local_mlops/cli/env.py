@@ -88,11 +88,23 @@ def doctor_cmd(
         raise typer.Exit(1)
 
 
-def build(ctx: typer.Context) -> None:
+def build(
+    ctx: typer.Context,
+    push: bool = typer.Option(
+        False,
+        "--push",
+        help="Then push it to ECR for --cloud runs (image_repository, else ACCOUNT's ECR "
+        "repository named image_name, created when missing).",
+    ),
+) -> None:
     """Build the runtime image (offline when no registry answers), reusing the layer cache.
 
-    Example: local-mlops build
+    Example: local-mlops build --push
     """
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from local_mlops import cloud
+
     settings = settings_from(ctx)
     spec = image.runtime_spec(settings)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
@@ -113,6 +125,36 @@ def build(ctx: typer.Context) -> None:
         f"[green]✓[/green] built {result.tag} ({result.mode}) in {result.seconds:.0f} s, "
         f"{result.size_bytes / 1e9:.2f} GB"
     )
+    if not push:
+        return
+    push_columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    with Progress(
+        *push_columns, TransferSpeedColumn(), TimeElapsedColumn(), console=err, transient=True
+    ) as progress:
+        task = progress.add_task(f"pushing {settings.image_uri}", total=None)
+        layers: dict[str, tuple[int, int]] = {}
+
+        def on_progress(layer: str, status: str, current: int, total: int) -> None:
+            done, size = layers.get(layer, (0, 0))
+            if status == "Pushing" and total:
+                done, size = current, total
+            elif status in ("Pushed", "Layer already exists") or status.startswith("Mounted"):
+                done = size
+                progress.console.print(f"layer {layer}: {status}", style="dim", markup=False)
+            layers[layer] = (done, size)
+            total_bytes = sum(size for _, size in layers.values())
+            progress.update(
+                task,
+                completed=sum(done for done, _ in layers.values()),
+                total=total_bytes or None,
+            )
+
+        def tell_push(message: str) -> None:
+            progress.console.print(f"[cyan]›[/cyan] {message}")
+
+        pushed = cloud.push_runtime_image(settings, tell_push, on_progress)
+    verb = "already in the registry" if pushed.skipped else f"pushed in {pushed.seconds:.0f} s"
+    err.print(f"[green]✓[/green] {pushed.uri} {verb} ({pushed.digest})")
 
 
 def register(app: typer.Typer) -> None:

@@ -36,9 +36,7 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-from types import FrameType
 from typing import Any
 from uuid import uuid4
 
@@ -51,18 +49,14 @@ from local_mlops.localmode.execution import ExtendedPipelineExecution, ExtendedP
 from local_mlops.localmode.jobs import ExtendedLocalSagemakerClient
 from local_mlops.registry import LocalModelRegistry
 from local_mlops.runstore import RunStore
+from local_mlops.telemetry import TelemetryOptOut
 
 logger = logging.getLogger(__name__)
 
 EXECUTION_LABEL = "local-mlops.execution"
-TELEMETRY_MODULE = "sagemaker.telemetry.telemetry_logging"
-TELEMETRY_OPT_OUT_CONFIG: dict = {
-    "SchemaVersion": "1.0",
-    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
-}
 
 
-class ExtendedLocalPipelineSession(LocalPipelineSession):
+class ExtendedLocalPipelineSession(TelemetryOptOut, LocalPipelineSession):
     """A ``LocalPipelineSession`` whose pipelines run RegisterModel and Tuning steps, with caching,
     retries, a persistent run record and step events.
 
@@ -87,7 +81,6 @@ class ExtendedLocalPipelineSession(LocalPipelineSession):
         self.cache_enabled = cache_enabled
         self.max_parallel_trials = max(1, max_parallel_trials)
         self.on_step_event = on_step_event
-        self._own_sagemaker_config: dict | None = None
         self.local_account_id = account_id
         # LocalPipelineSession.__init__ only forwards these; call LocalSession's directly.
         LocalSession.__init__(
@@ -104,17 +97,6 @@ class ExtendedLocalPipelineSession(LocalPipelineSession):
         )
         self.runstore = runstore or RunStore(self.s3_client, bucket)
         self.step_cache = StepCache(self.s3_client, bucket)
-
-    @property  # type: ignore[override]
-    def sagemaker_config(self) -> dict | None:
-        """The SDK defaults config; the telemetry decorator alone sees ``TelemetryOptOut``."""
-        if _called_from_telemetry():
-            return TELEMETRY_OPT_OUT_CONFIG
-        return self._own_sagemaker_config
-
-    @sagemaker_config.setter
-    def sagemaker_config(self, value: dict | None) -> None:
-        self._own_sagemaker_config = value
 
     def _initialize(
         self, boto_session: Any, sagemaker_client: Any, *args: Any, **kwargs: Any
@@ -152,18 +134,6 @@ class ExtendedLocalPipeline(_LocalPipeline):
         finally:
             session.config = previous_config
             cleanup_run(execution_id, run_root)
-
-
-def _called_from_telemetry(depth: int = 5) -> bool:
-    """Whether the SDK's telemetry decorator is asking (it is 2-3 frames up, via utils)."""
-    frame: FrameType | None = sys._getframe(2)
-    for _ in range(depth):
-        if frame is None:
-            return False
-        if frame.f_globals.get("__name__") == TELEMETRY_MODULE:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def _run_root(session: Any, execution_id: str) -> str:
