@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from local_mlops import datasets, dockerhost, graph, weights
+from local_mlops import datasets, graph, weights
 from local_mlops.config import Settings
 from local_mlops.emulator import s3_endpoint
 from local_mlops.target import Target, open_target
@@ -84,13 +84,11 @@ def run(
     """Run the whole graph on the configured target."""
     started = time.monotonic()
     with s3_endpoint(settings, announce=say) as endpoint:
-        if settings.target == "local":
-            dockerhost.ensure_sdk_compose(settings.state_path / "bin")
-            input_uri = datasets.resolve_input(
-                settings, endpoint.url, settings.dataset, options.data or settings.data, say
-            )
-        else:
-            input_uri = options.data or settings.data or graph.dataset_uri(settings)
+        # The same on both targets: an S3 URI as given, else the dataset imported into the
+        # target's bucket (once; reused when present).
+        input_uri = datasets.resolve_input(
+            settings, endpoint.url, settings.dataset, options.data or settings.data, say
+        )
         pretrained = weights.resolve(
             settings, endpoint.url, settings.weights, settings.backbone, say
         )

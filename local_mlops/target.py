@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_mlops import dockerhost
 from local_mlops.config import Settings
 from local_mlops.emulator import FAKE_CREDENTIALS, s3_client
 
@@ -78,6 +79,8 @@ def _local_target(
     from local_mlops.registry import LocalModelRegistry
     from local_mlops.runstore import RunStore
 
+    # Every local job runs through Docker Compose, which SDK v2 may not recognise (dockerhost.py).
+    dockerhost.ensure_sdk_compose(settings.state_path / "bin")
     boto_session = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS)
     client = s3_client(settings, s3_endpoint)
     registry = LocalModelRegistry(client, settings.bucket, settings.region)

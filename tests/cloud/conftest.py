@@ -87,8 +87,12 @@ def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> boto3.
 
 @pytest.fixture
 def cloud_env(aws: boto3.Session) -> boto3.Session:
-    """An account with the bucket and the SageMaker execution role."""
-    aws.client("s3").create_bucket(Bucket=BUCKET)
+    """An account with the bucket, the imported digits dataset and the SageMaker execution role."""
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    # What `local-mlops data import digits` leaves in the bucket (its presence is what run checks).
+    for key in ("manifest.jsonl", "classes.json", "shards/images-000.tar"):
+        s3.put_object(Bucket=BUCKET, Key=f"datasets/digits/{key}", Body=b"seeded by the test")
     aws.client("iam").create_role(
         RoleName=ROLE_NAME,
         AssumeRolePolicyDocument=(
