@@ -8,6 +8,10 @@ set -euo pipefail
 log() { echo "[install-browser] $*" >&2; }
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
+if [ -n "${LOCAL_MLOPS_CHROMIUM:-}" ] && [ -x "$LOCAL_MLOPS_CHROMIUM" ]; then
+    log "using LOCAL_MLOPS_CHROMIUM=$LOCAL_MLOPS_CHROMIUM"
+    exit 0
+fi
 if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
     log "chromium and chromedriver are installed: $(chromium --version 2>/dev/null || echo '?')"
     exit 0
