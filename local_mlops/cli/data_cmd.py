@@ -96,9 +96,8 @@ def validate(
         print_json(report)
     else:
         for finding in report.get("errors", [])[:20]:
-            err.print(
-                f"[red]error[/red] {finding.get('rule')}: {finding.get('message')} ({finding.get('source-ref', '')})"
-            )
+            where = f" ({finding['source-ref']})" if finding.get("source-ref") else ""
+            err.print(f"[red]error[/red] {finding.get('rule')}: {finding.get('message')}{where}")
         for finding in report.get("warnings", [])[:20]:
             err.print(f"[yellow]warning[/yellow] {finding.get('rule')}: {finding.get('message')}")
         err.print(f"validation {report.get('status')}: {report.get('counts')}")
