@@ -101,48 +101,80 @@ def wait_until_reachable(url: str, timeout: float, what: str) -> None:
     raise LocalMlopsError(f"{what} did not answer at {url} within {timeout:.0f} s")
 
 
-class EmbeddedEmulator:
-    """A moto server subprocess for the duration of one command."""
+class MotoServer:
+    """A moto server subprocess on ``host`` (a free port unless given), stopped by its pid."""
 
-    def __init__(self, settings: Settings, host: str | None = None) -> None:
-        self.settings = settings
-        self.host = host or (
-            dockerhost.bridge_address() if dockerhost.docker_available() else "127.0.0.1"
-        )
-        self.port = _free_port(self.host)
-        self.url = f"http://{self.host}:{self.port}"
+    def __init__(self, host: str, port: int | None = None, log: Path | None = None) -> None:
+        self.host = host
+        self.port = port or _free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        self.log = log
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> str:
-        log = self.settings.state_path / "logs" / "embedded-s3.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
+    def start(self, timeout: float = 20) -> str:
         argv = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
-        with log.open("ab") as sink:
+        sink: Any = subprocess.DEVNULL
+        if self.log:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            sink = self.log.open("ab")
+        try:
             self._process = subprocess.Popen(
                 argv, stdout=sink, stderr=subprocess.STDOUT, env=process_environ()
             )
+        finally:
+            if self.log:
+                sink.close()
         try:
-            wait_until_reachable(self.url, 20, "the embedded S3 emulator")
+            wait_until_reachable(self.url, timeout, "the S3 emulator (moto)")
         except LocalMlopsError:
             self.stop()
             raise
+        return self.url
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        self._process = None
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class EmbeddedEmulator:
+    """A moto server for the duration of one command, with the bucket and its snapshot."""
+
+    def __init__(self, settings: Settings, host: str | None = None) -> None:
+        self.settings = settings
+        host = host or (
+            dockerhost.bridge_address() if dockerhost.docker_available() else "127.0.0.1"
+        )
+        self.server = MotoServer(host, log=settings.state_path / "logs" / "embedded-s3.log")
+        self.url = self.server.url
+
+    def start(self) -> str:
+        self.server.start()
         ensure_bucket(self.settings, self.url)
         restore_snapshot(self.settings, self.url)
         return self.url
 
     def stop(self, snapshot: bool = False) -> None:
-        if self._process is None:
-            return
         try:
-            if snapshot and self._process.poll() is None:
+            if snapshot and self.server.running:
                 save_snapshot(self.settings, self.url)
         finally:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-            self._process = None
+            self.server.stop()
 
 
 @contextlib.contextmanager

@@ -10,9 +10,6 @@ records every other DNS lookup or connection, and every URL botocore sends a req
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -22,40 +19,13 @@ import pytest
 from cloudkit import ACCOUNT, BUCKET, LOOPBACK, REGION, ROLE_NAME, FakeEngine, NetworkLog
 
 from local_mlops import dockerhost
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from local_mlops.emulator import MotoServer
 
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start at {url}") from None
-                time.sleep(0.1)
+    with MotoServer("127.0.0.1") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @pytest.fixture

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,28 +11,13 @@ from typing import Any
 import boto3
 import pytest
 
+from local_mlops import dockerhost
+from local_mlops.emulator import MotoServer
+
 TINY_IMAGE = "local-mlops-tiny:test"
 TINY_IMAGE_DIR = Path(__file__).resolve().parents[1] / "tiny_image"
-BRIDGE = "172.17.0.1"  # docker0: reachable from the host and from job containers
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::000000000000:role/LocalMlopsTest"
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for_port(host: str, port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
 
 
 @pytest.fixture(scope="session")
@@ -53,21 +35,8 @@ def tiny_image() -> str:
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
     """A moto server on the bridge address: the same URL works from the host and containers."""
-    port = _free_port(BRIDGE)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", BRIDGE, "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(BRIDGE, port, timeout=30)
-        yield f"http://{BRIDGE}:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with MotoServer(dockerhost.bridge_address()) as url:
+        yield url
 
 
 @pytest.fixture
