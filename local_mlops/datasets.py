@@ -11,13 +11,12 @@ import os
 import subprocess
 import tarfile
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from local_mlops import dockerhost
 from local_mlops.config import Settings
-from local_mlops.emulator import s3_client
+from local_mlops.emulator import object_exists, s3_client, upload_tree
 from local_mlops.errors import LocalMlopsError
 
 KINDS = ("digits", "cifar10", "imagefolder", "unlabeled")
@@ -30,15 +29,9 @@ def dataset_uri(settings: Settings, name: str) -> str:
 
 
 def exists(settings: Settings, endpoint: str, name: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        s3_client(settings, endpoint).head_object(
-            Bucket=settings.bucket, Key=f"datasets/{name}/{SHARDS}/images-000.tar"
-        )
-    except ClientError:
-        return False
-    return True
+    """Whether the dataset was imported (its shard is what the pipeline reads)."""
+    key = f"datasets/{name}/{SHARDS}/images-000.tar"
+    return object_exists(s3_client(settings, endpoint), settings.bucket, key)
 
 
 def run_importer(
@@ -95,16 +88,8 @@ def pack_shard(folder: Path) -> Path:
 
 
 def upload_folder(settings: Settings, endpoint: str, folder: Path, prefix: str) -> int:
-    client = s3_client(settings, endpoint)
     files = [p for p in folder.rglob("*") if p.is_file()]
-
-    def push(path: Path) -> None:
-        key = f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}"
-        client.upload_file(str(path), settings.bucket, key)
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(push, files))
-    return len(files)
+    return upload_tree(s3_client(settings, endpoint), settings.bucket, files, folder, prefix)
 
 
 def import_dataset(

@@ -210,6 +210,28 @@ def s3_endpoint(settings: Settings, announce: Any = None) -> Iterator[Endpoint]:
         emulator.stop(snapshot=True)
 
 
+def object_exists(client: Any, bucket: str, key: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return False
+    return True
+
+
+def upload_tree(client: Any, bucket: str, files: list[Path], root: Path, prefix: str = "") -> int:
+    """Upload files under ``root`` to ``prefix`` + their path relative to ``root``, 16 at a time."""
+    lead = f"{prefix.rstrip('/')}/" if prefix else ""
+
+    def push(path: Path) -> None:
+        client.upload_file(str(path), bucket, lead + path.relative_to(root).as_posix())
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(push, files))
+    return len(files)
+
+
 def snapshot_dir(settings: Settings) -> Path:
     return settings.state_path / "s3" / settings.bucket
 
@@ -253,12 +275,7 @@ def restore_snapshot(settings: Settings, url: str) -> int:
     }
     files = [p for p in root.rglob("*") if p.is_file()]
     todo = [p for p in files if p.relative_to(root).as_posix() not in existing]
-
-    def push(path: Path) -> None:
-        client.upload_file(str(path), settings.bucket, path.relative_to(root).as_posix())
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(push, todo))
+    upload_tree(client, settings.bucket, todo, root)
     # Uploads change nothing the index tracks except ETags of multipart objects: re-index.
     index: dict[str, str] = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):

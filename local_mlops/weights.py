@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from local_mlops.config import Settings
-from local_mlops.emulator import s3_client
+from local_mlops.emulator import object_exists, s3_client
 from local_mlops.errors import LocalMlopsError
 
 # torchvision's published ImageNet weights (the DEFAULT weights of each backbone).
@@ -25,16 +25,6 @@ IMAGENET_URLS = {
 }
 DOWNLOAD_TIMEOUT = 20
 PREFIX = "weights"
-
-
-def _exists(client: Any, bucket: str, key: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        client.head_object(Bucket=bucket, Key=key)
-    except ClientError:
-        return False
-    return True
 
 
 def _download(url: str, target: Path) -> None:
@@ -64,7 +54,7 @@ def resolve(
                 f"use one of {', '.join(IMAGENET_URLS)} or --weights none",
             )
         key = f"{PREFIX}/{backbone}-imagenet.pth"
-        if not _exists(client, settings.bucket, key):
+        if not object_exists(client, settings.bucket, key):
             say(
                 f"Downloading ImageNet weights for {backbone} (once; kept in s3://{settings.bucket}/{key}) ..."
             )
