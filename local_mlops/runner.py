@@ -231,6 +231,7 @@ def _tuning_summary(execution: Any) -> dict[str, Any] | None:
 
 
 def _evaluation_uri(outputs: Any) -> str:
+    """The ``evaluation`` output's S3 URI: local mode keys Outputs by name, SageMaker lists them."""
     if isinstance(outputs, dict):
         item = outputs.get("evaluation")
         if isinstance(item, str):
