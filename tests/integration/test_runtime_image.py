@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from local_mlops import dockerhost
 
@@ -133,6 +136,30 @@ def test_serve_answers_ping_on_the_bind_to_port(runtime_image: str, tmp_path: Pa
             except OSError:
                 time.sleep(0.3)
         assert status == 200
+        # A PNG gets a prediction over the classes the model was trained on.
+        buffer = io.BytesIO()
+        Image.new("RGB", (16, 16), (200, 10, 10)).save(buffer, format="PNG")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=buffer.getvalue(),
+            headers={"Content-Type": "image/png"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            prediction = json.loads(response.read())["predictions"][0]
+        assert prediction["label"] in {"c0", "c1", "c2"}
+        assert abs(sum(prediction["probabilities"].values()) - 1.0) < 1e-3
+        # A wrong content type is refused with 415 and a JSON reason.
+        wrong = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=b"{}",
+            headers={"Content-Type": "text/csv"},
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(wrong, timeout=10)
+        assert refused.value.code == 415
+        assert "error" in json.loads(refused.value.read())
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
 
