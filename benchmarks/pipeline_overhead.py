@@ -17,9 +17,9 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from local_mlops import datasets, runner
 from local_mlops.config import load_settings
-from local_mlops.emulator import s3_endpoint
+from local_mlops.devenv.emulator import s3_endpoint
+from local_mlops.pipeline import datasets, runner
 
 
 def container_seconds(events: list[dict[str, Any]]) -> float:

@@ -17,3 +17,19 @@ class LocalMlopsError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} — {self.fix}" if self.fix else self.message
+
+
+def brief_error(exc: Exception) -> str:
+    """One line for an AWS error (an emulator's HTTP 500 body is a whole HTML page)."""
+    response = getattr(exc, "response", None) or {}
+    if not response:
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+    error = response.get("Error", {})
+    code = str(error.get("Code", "error"))
+    message = str(error.get("Message", "")).strip()
+    if message and "\n" not in message and "<" not in message:
+        return f"{code}: {message}"
+    http = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?"))
+    operation = getattr(exc, "operation_name", "the call")
+    return f"{operation} answered HTTP {http}" + (f" ({code})" if code != http else "")

@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     docker_items = [item for item in items if item.get_closest_marker("docker")]
     if not docker_items:
         return
-    from local_mlops import dockerhost
+    from local_mlops.devenv import dockerhost
 
     if dockerhost.docker_available():
         return

@@ -5,11 +5,11 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from local_mlops import dockerhost, doctor
 from local_mlops.cli.common import err
 from local_mlops.config import Settings
+from local_mlops.devenv import dockerhost, doctor
 from local_mlops.errors import LocalMlopsError
-from local_mlops.runner import RunOptions
+from local_mlops.pipeline.runner import RunOptions
 
 # On-demand USD per hour in us-east-1 (SageMaker pricing page, 2026); an estimate, not a bill.
 HOURLY_USD = {

@@ -36,8 +36,8 @@ def import_(
 
     Example: local-mlops data import cifar10 --data ~/cifar-10-python.tar.gz --per-class 100
     """
-    from local_mlops import datasets
-    from local_mlops.emulator import s3_endpoint
+    from local_mlops.devenv.emulator import s3_endpoint
+    from local_mlops.pipeline import datasets
 
     settings = settings_from(ctx)
     with s3_endpoint(settings, announce=say) as endpoint:
@@ -59,7 +59,7 @@ def validate(
 
     Example: local-mlops data validate ./my-dataset
     """
-    from local_mlops import dockerhost
+    from local_mlops.devenv import dockerhost
 
     settings = settings_from(ctx)
     if not (folder / "manifest.jsonl").is_file():

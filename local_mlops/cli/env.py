@@ -6,8 +6,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from local_mlops import devenv, dockerhost, doctor, image
 from local_mlops.cli.common import JSON_HELP, err, out, print_json, say, settings_from
+from local_mlops.devenv import compose, dockerhost, doctor, image
 
 STATUS_STYLE = {doctor.OK: "green", doctor.WARN: "yellow", doctor.FAIL: "red"}
 
@@ -19,7 +19,7 @@ def up(ctx: typer.Context) -> None:
     """
     settings = settings_from(ctx)
     with err.status("Starting the dev environment ..."):
-        url = devenv.up(settings, say)
+        url = compose.up(settings, say)
     err.print(f"[green]✓[/green] S3 emulator at {url}, bucket s3://{settings.bucket}")
 
 
@@ -30,7 +30,7 @@ def down(ctx: typer.Context) -> None:
     """
     settings = settings_from(ctx)
     with err.status("Stopping the dev environment ..."):
-        devenv.down(settings, say)
+        compose.down(settings, say)
     err.print("[green]✓[/green] dev environment stopped")
 
 
@@ -42,7 +42,7 @@ def status(
     Example: local-mlops status --json
     """
     settings = settings_from(ctx)
-    services = devenv.status(settings)
+    services = compose.status(settings)
     docker_up = dockerhost.docker_available()
     image_ok = docker_up and dockerhost.image_exists(settings.image_uri)
     data = {
@@ -103,7 +103,7 @@ def build(
     """
     from rich.progress import DownloadColumn, TransferSpeedColumn
 
-    from local_mlops import cloud
+    from local_mlops.targets import cloud
 
     settings = settings_from(ctx)
     spec = image.runtime_spec(settings)

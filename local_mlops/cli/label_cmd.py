@@ -46,7 +46,8 @@ def _open_source(ctx: typer.Context, source: str, base_uri: str) -> Iterator[Any
     if not source.startswith("s3://"):
         yield FolderSource(Path(source).expanduser(), base_uri)
         return
-    from local_mlops.emulator import s3_client, s3_endpoint
+    from local_mlops.devenv.emulator import s3_endpoint
+    from local_mlops.s3 import s3_client
 
     settings = settings_from(ctx)
     with s3_endpoint(settings, announce=say) as endpoint:

@@ -39,7 +39,7 @@ def list_models(
     """
     settings = settings_from(ctx, target="cloud" if cloud else None)
     with opened_target(settings) as target:
-        packages = target.registry.list_packages(group or settings.model_package_group)
+        packages = target.models.list_packages(group or settings.model_package_group)
     if as_json:
         print_json(packages)
         return
@@ -73,4 +73,4 @@ def describe(
     """
     settings = settings_from(ctx, target="cloud" if cloud else None)
     with opened_target(settings) as target:
-        print_json(target.registry.describe(package))
+        print_json(target.models.describe(package))

@@ -15,10 +15,11 @@ app = typer.Typer(
 
 
 def _definition(ctx: typer.Context, local: bool, tune: bool) -> str:
-    from local_mlops import graph, target
+    from local_mlops import targets
+    from local_mlops.pipeline import graph
 
     settings = settings_from(ctx, target="local" if local else "cloud")
-    pipeline = graph.build_pipeline(settings, target.definition_session(settings), tune=tune)
+    pipeline = graph.build_pipeline(settings, targets.definition_session(settings), tune=tune)
     return json.dumps(json.loads(pipeline.definition()), indent=2)
 
 

@@ -15,7 +15,7 @@ from local_mlops.cli.common import JSON_HELP, err, print_json, say, settings_fro
 from local_mlops.errors import LocalMlopsError
 
 if TYPE_CHECKING:
-    from local_mlops import runner
+    from local_mlops.pipeline import runner
 
 STYLE = {"Succeeded": "green", "Failed": "red", "Executing": "yellow", "Retrying": "yellow"}
 
@@ -132,7 +132,7 @@ def run(
 
     Example: local-mlops run --local --epochs 5
     """
-    from local_mlops import graph, runner
+    from local_mlops.pipeline import graph, runner
 
     settings = settings_from(
         ctx,

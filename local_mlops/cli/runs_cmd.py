@@ -50,7 +50,7 @@ def list_runs(
     """
     settings = settings_from(ctx, target="cloud" if cloud else None)
     with opened_target(settings) as target:
-        records = target.runstore.list()
+        records = target.runs.list()
     if as_json:
         print_json(records)
         return
@@ -79,7 +79,7 @@ def describe(
     """
     settings = settings_from(ctx, target="cloud" if cloud else None)
     with opened_target(settings) as target:
-        record = target.runstore.get(execution)
+        record = target.runs.get(execution)
     if as_json:
         print_json(record)
         return

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 from local_mlops.cli.common import say
 from local_mlops.config import Settings
-from local_mlops.emulator import s3_endpoint
-from local_mlops.target import Target, open_target
+from local_mlops.devenv.emulator import s3_endpoint
+from local_mlops.targets import Target, open_target
 
 
 @contextmanager

@@ -18,8 +18,8 @@ import boto3
 import pytest
 from cloudkit import ACCOUNT, BUCKET, LOOPBACK, REGION, ROLE_NAME, FakeEngine, NetworkLog
 
-from local_mlops import dockerhost
-from local_mlops.emulator import MotoServer
+from local_mlops.devenv import dockerhost
+from local_mlops.devenv.emulator import MotoServer
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from local_mlops import __version__, graph, target
+from local_mlops import __version__, targets
 from local_mlops.config import load_settings
+from local_mlops.pipeline import graph
 
 ECR = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/classifier"
 
@@ -26,7 +27,7 @@ def _images(node: Any) -> list[str]:
 
 def test_cloud_definition_uses_the_ecr_image() -> None:
     settings = load_settings({"target": "cloud", "image_repository": ECR})
-    pipeline = graph.build_pipeline(settings, target.definition_session(settings))
+    pipeline = graph.build_pipeline(settings, targets.definition_session(settings))
     images = _images(json.loads(pipeline.definition()))
     # validate, preprocess, evaluate, train, and the model in register + create
     assert len(images) >= 6

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from local_mlops import runner
 from local_mlops.config import load_settings
-from local_mlops.target import Target
+from local_mlops.pipeline import runner
+from local_mlops.targets import Target
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/abc123"
 

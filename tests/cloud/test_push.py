@@ -20,8 +20,9 @@ import pytest
 from cloudkit import ACCOUNT, ECR_REPOSITORY, REGION, FakeEngine, NetworkLog
 from typer.testing import CliRunner
 
-from local_mlops import __version__, image
+from local_mlops import __version__
 from local_mlops.cli.app import app
+from local_mlops.devenv import image
 
 runner = CliRunner()
 REGISTRY = f"https://{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"

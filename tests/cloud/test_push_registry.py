@@ -15,8 +15,9 @@ from collections.abc import Iterator
 import pytest
 from registry import running_registry
 
-from local_mlops import cloud, dockerhost
 from local_mlops.config import load_settings
+from local_mlops.devenv import dockerhost
+from local_mlops.targets import cloud
 
 pytestmark = pytest.mark.docker
 

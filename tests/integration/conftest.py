@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from local_mlops import emulator, image
 from local_mlops.config import Settings, load_settings
+from local_mlops.devenv import emulator, image
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from local_mlops.cli.app import app
 from local_mlops.config import Settings
-from local_mlops.emulator import s3_client
+from local_mlops.s3 import s3_client
 
 pytestmark = pytest.mark.docker
 runner = CliRunner()

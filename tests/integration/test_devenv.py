@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from local_mlops.cli.app import app
 from local_mlops.config import load_settings
-from local_mlops.emulator import devenv_url, s3_client
+from local_mlops.devenv.emulator import devenv_url
+from local_mlops.s3 import s3_client
 
 pytestmark = pytest.mark.docker
 runner = CliRunner()

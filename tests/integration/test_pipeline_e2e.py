@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from local_mlops import emulator, graph, runner
 from local_mlops.cli.app import app
 from local_mlops.config import Settings
+from local_mlops.pipeline import graph, runner
+from local_mlops.s3 import s3_client
 
 pytestmark = pytest.mark.docker
 
@@ -180,7 +181,7 @@ def test_transfer_learning_from_a_state_dict_file(
     model_data = result.model_package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     bucket, key = model_data[5:].split("/", 1)
     archive = tmp_path / "model.tar.gz"
-    emulator.s3_client(settings, url).download_file(bucket, key, str(archive))
+    s3_client(settings, url).download_file(bucket, key, str(archive))
     with tarfile.open(archive) as tar:
         member = tar.extractfile("model.json")
         assert member is not None

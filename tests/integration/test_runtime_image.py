@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from local_mlops import dockerhost
+from local_mlops.devenv import dockerhost
 
 pytestmark = pytest.mark.docker
 
@@ -172,7 +172,7 @@ def ensure_network(name: str) -> None:
 
 def test_container_on_the_sagemaker_network_round_trips_an_object(runtime_image: str, s3) -> None:  # type: ignore[no-untyped-def]
     settings, url = s3
-    client = __import__("local_mlops.emulator", fromlist=["s3_client"]).s3_client(settings, url)
+    client = __import__("local_mlops.s3", fromlist=["s3_client"]).s3_client(settings, url)
     client.put_object(Bucket=settings.bucket, Key="hello/in.txt", Body=b"from the host")
     get_url = client.generate_presigned_url(
         "get_object", Params={"Bucket": settings.bucket, "Key": "hello/in.txt"}

@@ -10,8 +10,9 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from local_mlops import __version__, dockerhost
+from local_mlops import __version__
 from local_mlops.cli.app import app
+from local_mlops.devenv import dockerhost
 
 runner = CliRunner()
 

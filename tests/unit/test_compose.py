@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local_mlops import dockerhost
+from local_mlops.devenv import dockerhost
 
 V1 = "docker-compose version 1.29.2, build unknown"
 V2 = "Docker Compose version v2.27.0"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from local_mlops import graph
 from local_mlops.config import load_settings
-from local_mlops.target import definition_session
+from local_mlops.pipeline import graph
+from local_mlops.targets import definition_session
 
 ROOT = Path(__file__).resolve().parents[2]
 EMPTY = ROOT / "tests" / "data" / "empty.toml"

@@ -13,9 +13,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from local_mlops import weights
 from local_mlops.config import load_settings
 from local_mlops.errors import LocalMlopsError
+from local_mlops.pipeline import weights
 
 EMPTY = Path(__file__).resolve().parents[1] / "data" / "empty.toml"
 

@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
-from local_mlops import dockerhost
-from local_mlops.emulator import MotoServer
+from local_mlops.devenv import dockerhost
+from local_mlops.devenv.emulator import MotoServer
 
 TINY_IMAGE = "local-mlops-tiny:test"
 TINY_IMAGE_DIR = Path(__file__).resolve().parents[1] / "tiny_image"
@@ -61,7 +61,7 @@ def s3(moto_url: str, boto_session: boto3.Session) -> Any:
 
 @pytest.fixture
 def make_session(moto_url: str, boto_session: boto3.Session, bucket: str) -> Any:
-    from local_mlops.localmode import ExtendedLocalPipelineSession
+    from local_mlops.targets.localmode import ExtendedLocalPipelineSession
 
     def make(**kwargs: Any) -> ExtendedLocalPipelineSession:
         return ExtendedLocalPipelineSession(

@@ -11,8 +11,8 @@ from typing import Any
 import localmode_graphs as graphs
 import pytest
 
-from local_mlops.registry import LocalModelRegistry
-from local_mlops.runstore import RunStore
+from local_mlops.stores.registry import LocalModelRegistry
+from local_mlops.stores.runstore import RunStore
 
 pytestmark = pytest.mark.docker
 
@@ -204,7 +204,7 @@ def test_registry_versions_unique_across_processes(moto_url: str, bucket: str) -
 
     code = (
         "import boto3,sys,json\n"
-        "from local_mlops.registry import LocalModelRegistry\n"
+        "from local_mlops.stores.registry import LocalModelRegistry\n"
         "s=boto3.Session(aws_access_key_id='a',aws_secret_access_key='b',region_name='us-east-1')\n"
         f"r=LocalModelRegistry(s.client('s3',endpoint_url='{moto_url}'),'{bucket}','us-east-1')\n"
         "v=[r.register('race',model_data_url='s3://x/m',image='i')['ModelPackageVersion']\n"

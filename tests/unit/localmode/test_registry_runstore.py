@@ -12,8 +12,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from local_mlops.errors import LocalMlopsError
-from local_mlops.registry import LocalModelRegistry
-from local_mlops.runstore import RunStore
+from local_mlops.stores.registry import LocalModelRegistry
+from local_mlops.stores.runstore import RunStore
 
 
 @pytest.fixture(scope="module")

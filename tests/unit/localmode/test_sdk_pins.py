@@ -9,7 +9,7 @@ import sagemaker
 
 def test_sdk_version_is_pinned() -> None:
     assert sagemaker.__version__ == "2.257.7", (
-        "local_mlops.localmode subclasses private SageMaker SDK classes; re-verify every hook "
+        "local_mlops.targets.localmode subclasses private SageMaker SDK classes; re-verify every hook "
         "in tests/unit/localmode/test_sdk_pins.py before moving the pin"
     )
 

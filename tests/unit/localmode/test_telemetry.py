@@ -11,7 +11,7 @@ from moto.server import ThreadedMotoServer
 from sagemaker.local.local_session import LocalSagemakerClient
 from sagemaker.utils import resolve_value_from_config
 
-from local_mlops.localmode import ExtendedLocalPipelineSession
+from local_mlops.targets.localmode import ExtendedLocalPipelineSession
 
 
 @pytest.fixture(scope="module")

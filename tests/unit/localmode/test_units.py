@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from local_mlops.localmode import hyperparameters as hp
-from local_mlops.localmode.cache import cache_key, parse_duration
-from local_mlops.localmode.executors import flatten_metrics
-from local_mlops.localmode.retry import (
+from local_mlops.targets.localmode import hyperparameters as hp
+from local_mlops.targets.localmode.cache import cache_key, parse_duration
+from local_mlops.targets.localmode.executors import flatten_metrics
+from local_mlops.targets.localmode.retry import (
     CAPACITY_ERROR,
     JOB_INTERNAL_ERROR,
     SERVICE_FAULT,

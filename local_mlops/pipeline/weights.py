@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from local_mlops.config import Settings
-from local_mlops.emulator import object_exists, s3_client
 from local_mlops.errors import LocalMlopsError
+from local_mlops.s3 import object_exists, s3_client
 
 # torchvision's published ImageNet weights (the DEFAULT weights of each backbone).
 IMAGENET_URLS = {

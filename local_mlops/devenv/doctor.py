@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from local_mlops import dockerhost, emulator
+from local_mlops import s3
 from local_mlops.config import Settings
+from local_mlops.devenv import dockerhost, emulator
 from local_mlops.errors import LocalMlopsError
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -74,7 +75,7 @@ def check_s3(settings: Settings) -> Check:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        emulator.s3_client(settings, url).head_bucket(Bucket=settings.bucket)
+        s3.s3_client(settings, url).head_bucket(Bucket=settings.bucket)
     except (BotoCoreError, ClientError):
         return Check(
             "S3 bucket", FAIL, f"s3://{settings.bucket} is missing at {url}", "local-mlops up"

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from local_mlops.targets.localmode.cache import step_request
+
 SERVICE_FAULT = "Step.SERVICE_FAULT"
 THROTTLING = "Step.THROTTLING"
 JOB_INTERNAL_ERROR = "SageMaker.JOB_INTERNAL_ERROR"
@@ -88,8 +90,6 @@ class RetryRule:
 
 def retry_rules(step: Any) -> list[RetryRule]:
     """The retry policies of a step (empty for steps that cannot carry any)."""
-    from local_mlops.localmode.cache import step_request
-
     return [RetryRule.from_request(p) for p in step_request(step).get("RetryPolicies", [])]
 
 

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from local_mlops import datasets, graph, weights
 from local_mlops.config import Settings
-from local_mlops.emulator import s3_endpoint
-from local_mlops.target import Target, open_target
+from local_mlops.devenv.emulator import s3_endpoint
+from local_mlops.errors import brief_error
+from local_mlops.pipeline import datasets, graph, weights
+from local_mlops.targets import Target, open_target
 
 StepEvent = Callable[[str, str, str, dict[str, Any]], None]
 POLL_SECONDS = 15  # between status polls of a SageMaker execution (its steps take minutes)
@@ -128,8 +129,6 @@ def _follow(
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from local_mlops.cloud import brief_error
-
     arn = execution.arn
     execution_id = arn.rsplit("/", 1)[-1]
     say(f"Started {execution_id} on SageMaker; follow it at {target.console_url(arn)}")
@@ -177,7 +176,7 @@ def _result(
         console_url=target.console_url(arn),
     )
     if target.is_local and target.runstore is not None:
-        record = target.runstore.get(arn)
+        record = target.runs.get(arn)
         result.steps = record.get("Steps", result.steps)
         result.failure_reason = result.failure_reason or record.get("FailureReason", "")
         result.metrics = _evaluation_metrics(target, execution)
@@ -247,7 +246,7 @@ def _evaluation_uri(outputs: Any) -> str:
 
 def _registered(target: Target, group: str, execution_arn: str) -> dict[str, Any] | None:
     """The model package this execution registered, if any."""
-    for package in reversed(target.registry.list_packages(group)):
+    for package in reversed(target.models.list_packages(group)):
         made_by = str(package.get("PipelineExecutionArn") or "")
         if made_by.rsplit("/", 1)[-1] == execution_arn.rsplit("/", 1)[-1]:
             return dict(package)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from local_mlops.errors import LocalMlopsError
+from local_mlops.errors import LocalMlopsError, brief_error
 
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 NOT_FOUND = ("ResourceNotFound", "ValidationException")
@@ -90,8 +90,6 @@ class CloudRunStore:
     def get(self, execution_id: str) -> dict[str, Any]:
         """One execution with its steps (by id or ARN)."""
         from botocore.exceptions import BotoCoreError, ClientError
-
-        from local_mlops.cloud import brief_error
 
         arn = self._arn(execution_id)
         try:

@@ -36,9 +36,9 @@ from sagemaker.workflow.retry import (
 )
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TuningStep
 
-from local_mlops import datasets
 from local_mlops.config import Settings
-from local_mlops.target import Target
+from local_mlops.pipeline import datasets
+from local_mlops.targets import Target
 
 # Step names (also what `runs describe` and the docs show).
 VALIDATE = "ValidateData"

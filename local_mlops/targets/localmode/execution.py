@@ -25,9 +25,14 @@ from sagemaker.workflow.execution_variables import ExecutionVariable
 from sagemaker.workflow.functions import Join
 from sagemaker.workflow.steps import Step, StepTypeEnum
 
-from local_mlops.localmode.cache import cache_key, step_cache_config
-from local_mlops.localmode.executors import ExtendedStepExecutorFactory
-from local_mlops.localmode.retry import Failure, classify_failure, next_retry_delay, retry_rules
+from local_mlops.targets.localmode.cache import cache_key, step_cache_config
+from local_mlops.targets.localmode.executors import ExtendedStepExecutorFactory
+from local_mlops.targets.localmode.retry import (
+    Failure,
+    classify_failure,
+    next_retry_delay,
+    retry_rules,
+)
 
 logger = logging.getLogger(__name__)
 

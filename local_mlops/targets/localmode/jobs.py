@@ -13,44 +13,19 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 from sagemaker.local.entities import _LocalProcessingJob, _LocalTrainingJob
 from sagemaker.local.image import _SageMakerContainer
 from sagemaker.local.local_session import LocalSagemakerClient
 
-from local_mlops.localmode.retry import Failure
+from local_mlops.targets.localmode.outcomes import JobFailedError, JobOutcome
+from local_mlops.targets.localmode.retry import Failure
+from local_mlops.targets.localmode.runs import ExtendedLocalPipeline
 
 logger = logging.getLogger(__name__)
 
-LOG_TAIL_LINES = 40
 WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
-
-
-@dataclass
-class JobOutcome:
-    """What one local job left behind: its container's exit state and log."""
-
-    job_name: str
-    container_root: str | None
-    exit_code: int | None = None
-    oom_killed: bool = False
-    log: str = ""
-    failure: Failure | None = None
-    container_ids: list[str] = field(default_factory=list)
-
-    @property
-    def log_tail(self) -> list[str]:
-        return self.log.splitlines()[-LOG_TAIL_LINES:]
-
-
-class JobFailedError(RuntimeError):
-    """A local job failed; carries the container's exit state and log tail."""
-
-    def __init__(self, message: str, outcome: JobOutcome) -> None:
-        super().__init__(message)
-        self.outcome = outcome
 
 
 def _docker(*argv: str, timeout: float = 30) -> str:
@@ -212,8 +187,6 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
     def create_pipeline(  # type: ignore[override]
         self, pipeline: Any, pipeline_description: Any, **kwargs: Any
     ) -> dict:
-        from local_mlops.localmode.session import ExtendedLocalPipeline
-
         local_pipeline = ExtendedLocalPipeline(
             pipeline=pipeline,
             pipeline_description=pipeline_description,
@@ -226,8 +199,6 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
     def update_pipeline(  # type: ignore[override]
         self, pipeline: Any, pipeline_description: Any, **kwargs: Any
     ) -> dict:
-        from local_mlops.localmode.session import ExtendedLocalPipeline
-
         existing = LocalSagemakerClient._pipelines.get(pipeline.name)
         if (
             not isinstance(existing, ExtendedLocalPipeline)

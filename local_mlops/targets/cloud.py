@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from local_mlops import image
 from local_mlops.config import Settings
-from local_mlops.errors import LocalMlopsError
+from local_mlops.devenv import image
+from local_mlops.errors import LocalMlopsError, brief_error
+from local_mlops.targets.base import Target
 
 Say = Callable[[str], None]
 
@@ -74,28 +75,12 @@ def pipeline_session(settings: Settings, session: Any) -> Any:
 def _session_class() -> type:
     from sagemaker.workflow.pipeline_context import PipelineSession
 
-    from local_mlops.telemetry import TelemetryOptOut
+    from local_mlops.targets.telemetry import TelemetryOptOut
 
     class CloudPipelineSession(TelemetryOptOut, PipelineSession):  # type: ignore[misc]
         """A PipelineSession that keeps SDK telemetry on this machine."""
 
     return CloudPipelineSession
-
-
-def brief_error(exc: Exception) -> str:
-    """One line for an AWS error (an emulator's HTTP 500 body is a whole HTML page)."""
-    response = getattr(exc, "response", None) or {}
-    if not response:
-        text = str(exc).strip()
-        return text.splitlines()[0] if text else type(exc).__name__
-    error = response.get("Error", {})
-    code = str(error.get("Code", "error"))
-    message = str(error.get("Message", "")).strip()
-    if message and "\n" not in message and "<" not in message:
-        return f"{code}: {message}"
-    http = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?"))
-    operation = getattr(exc, "operation_name", "the call")
-    return f"{operation} answered HTTP {http}" + (f" ({code})" if code != http else "")
 
 
 def repository(settings: Settings, session: Any) -> Repository:
@@ -231,3 +216,24 @@ def _layer_reporter(say: Say) -> image.PushProgress:
             say(f"layer {layer}: {status.lower()} ({len(done)} done)")
 
     return report
+
+
+def cloud_target(settings: Settings) -> Target:
+    from local_mlops.stores.cloud import CloudModelRegistry, CloudRunStore
+
+    """The SageMaker Pipelines target: images in ECR, the registry and history in the account."""
+    aws = boto_session(settings)
+    session = pipeline_session(settings, aws)
+    return Target(
+        name="cloud",
+        session=session,
+        image_uri=image_uri(settings, aws),
+        role_arn=settings.role_arn,
+        bucket=settings.bucket,
+        region=settings.region,
+        processing_instance_type=settings.processing_instance_type,
+        training_instance_type=settings.training_instance_type,
+        registry=CloudModelRegistry(session.sagemaker_client),
+        runstore=CloudRunStore(session.sagemaker_client, settings.pipeline_name),
+        prepare_image=lambda say: push_runtime_image(settings, say, session=aws),
+    )

@@ -11,8 +11,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from local_mlops import dockerhost, emulator, image
+from local_mlops import s3
 from local_mlops.config import Settings, process_environ
+from local_mlops.devenv import dockerhost, emulator, image
 from local_mlops.errors import LocalMlopsError
 
 COMPOSE_FILE = image.REPO_ROOT / "docker-compose.yml"
@@ -61,7 +62,7 @@ def up(settings: Settings, say: image.Say) -> str:
     assert url is not None
     emulator.wait_until_reachable(url, 30, "the S3 emulator")
     _wait_for_s3(settings, url)
-    emulator.ensure_bucket(settings, url)
+    s3.ensure_bucket(settings, url)
     restored = emulator.restore_snapshot(settings, url)
     if restored:
         say(f"Restored {restored} objects into s3://{settings.bucket} from the snapshot.")
@@ -75,7 +76,7 @@ def _wait_for_s3(settings: Settings, url: str, timeout: float = 30) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     deadline = time.monotonic() + timeout
-    client = emulator.s3_client(settings, url)
+    client = s3.s3_client(settings, url)
     while True:
         try:
             client.list_buckets()

@@ -31,29 +31,19 @@ integration tests, building + upserting + running it:
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
 from typing import Any
-from uuid import uuid4
 
-from sagemaker.local.entities import _LocalPipeline
 from sagemaker.local.local_session import LocalSession
 from sagemaker.workflow.pipeline_context import LocalPipelineSession
 
-from local_mlops.localmode.cache import StepCache
-from local_mlops.localmode.execution import ExtendedPipelineExecution, ExtendedPipelineExecutor
-from local_mlops.localmode.jobs import ExtendedLocalSagemakerClient
-from local_mlops.registry import LocalModelRegistry
-from local_mlops.runstore import RunStore
-from local_mlops.telemetry import TelemetryOptOut
+from local_mlops.stores.registry import LocalModelRegistry
+from local_mlops.stores.runstore import RunStore
+from local_mlops.targets.localmode.cache import StepCache
+from local_mlops.targets.localmode.jobs import ExtendedLocalSagemakerClient
+from local_mlops.targets.telemetry import TelemetryOptOut
 
 logger = logging.getLogger(__name__)
-
-EXECUTION_LABEL = "local-mlops.execution"
 
 
 class ExtendedLocalPipelineSession(TelemetryOptOut, LocalPipelineSession):
@@ -109,67 +99,3 @@ class ExtendedLocalPipelineSession(TelemetryOptOut, LocalPipelineSession):
         return (
             f"arn:aws:sagemaker:{self.boto_region_name}:{self.local_account_id}:{resource}/{name}"
         )
-
-
-class ExtendedLocalPipeline(_LocalPipeline):
-    """Starts executions with the extended execution and executor classes."""
-
-    def start(self, **kwargs: Any) -> ExtendedPipelineExecution:  # type: ignore[override]
-        session = self.local_session
-        execution_id = uuid4().hex[:12]
-        run_root = _run_root(session, execution_id)
-        previous_config = session.config
-        session.config = _run_config(previous_config, run_root, execution_id)
-        try:
-            execution = ExtendedPipelineExecution(
-                execution_id=execution_id,
-                pipeline=self.pipeline,
-                local_session=session,
-                **kwargs,
-            )
-            self._executions[execution_id] = execution
-            self.last_modified_time = dt.datetime.now().timestamp()
-            logger.info("Starting execution %s of pipeline %s", execution_id, self.pipeline.name)
-            return ExtendedPipelineExecutor(execution, session).execute()
-        finally:
-            session.config = previous_config
-            cleanup_run(execution_id, run_root)
-
-
-def _run_root(session: Any, execution_id: str) -> str:
-    configured = ((session.config or {}).get("local") or {}).get("container_root")
-    parent = os.path.abspath(configured) if configured else tempfile.gettempdir()
-    root = os.path.join(parent, f"local-mlops-run-{execution_id}")
-    os.makedirs(root, exist_ok=True)
-    return root
-
-
-def _run_config(config: dict | None, run_root: str, execution_id: str) -> dict:
-    """The session's local config for one run: its own temp root and a label on its containers."""
-    local = dict((config or {}).get("local") or {})
-    container_config = dict(local.get("container_config") or {})
-    labels = dict(container_config.get("labels") or {})
-    labels[EXECUTION_LABEL] = execution_id
-    container_config["labels"] = labels
-    local["container_config"] = container_config
-    local["container_root"] = run_root
-    return {**(config or {}), "local": local}
-
-
-def cleanup_run(execution_id: str, run_root: str) -> None:
-    """Remove the containers (by label) and temp folders one run created; leave others alone."""
-    try:
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label={EXECUTION_LABEL}={execution_id}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        ).stdout.split()
-        if ids:
-            subprocess.run(
-                ["docker", "rm", "-f", *ids], capture_output=True, timeout=60, check=False
-            )
-    except (OSError, subprocess.SubprocessError) as exc:
-        logger.warning("could not remove the containers of execution %s: %s", execution_id, exc)
-    shutil.rmtree(run_root, ignore_errors=True)

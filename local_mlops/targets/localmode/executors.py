@@ -23,8 +23,8 @@ from sagemaker.local.pipeline import _StepExecutor, _StepExecutorFactory
 from sagemaker.utils import unique_name_from_base
 from sagemaker.workflow.steps import StepTypeEnum
 
-from local_mlops.localmode import hyperparameters as hp
-from local_mlops.localmode.jobs import JobFailedError
+from local_mlops.targets.localmode import hyperparameters as hp
+from local_mlops.targets.localmode.outcomes import JobFailedError
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from local_mlops import dockerhost
 from local_mlops.config import Settings
-from local_mlops.emulator import object_exists, s3_client, upload_tree
+from local_mlops.devenv import dockerhost
 from local_mlops.errors import LocalMlopsError
+from local_mlops.s3 import object_exists, s3_client, upload_tree
 
 KINDS = ("digits", "cifar10", "imagefolder", "unlabeled")
 MANIFEST = "manifest.jsonl"

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from local_mlops import dockerhost
 from local_mlops.config import Settings, process_environ
+from local_mlops.devenv import dockerhost
 from local_mlops.errors import LocalMlopsError
+from local_mlops.s3 import ensure_bucket, s3_client, upload_tree
 
-FAKE_CREDENTIALS = {"aws_access_key_id": "local-mlops", "aws_secret_access_key": "local-mlops"}
 SNAPSHOT_INDEX = ".snapshot-index.json"
 
 
@@ -34,22 +34,6 @@ SNAPSHOT_INDEX = ".snapshot-index.json"
 class Endpoint:
     url: str
     kind: str  # "configured" | "devenv" | "embedded"
-
-
-def s3_client(settings: Settings, endpoint_url: str | None) -> Any:
-    """A boto3 S3 client for the endpoint; fake credentials for the local target."""
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.Session(region_name=settings.region, **_credentials(settings))
-    config = Config(
-        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, max_pool_connections=32
-    )
-    return session.client("s3", endpoint_url=endpoint_url or None, config=config)
-
-
-def _credentials(settings: Settings) -> dict[str, str]:
-    return FAKE_CREDENTIALS if settings.target == "local" else {}
 
 
 def is_reachable(url: str, timeout: float = 1.0) -> bool:
@@ -68,22 +52,6 @@ def devenv_url(settings: Settings) -> str | None:
     if not dockerhost.docker_available():
         return None
     return f"http://{dockerhost.bridge_address()}:{settings.emulator_port}"
-
-
-def ensure_bucket(settings: Settings, url: str | None) -> None:
-    """Create the bucket when missing."""
-    from botocore.exceptions import ClientError
-
-    client = s3_client(settings, url)
-    try:
-        client.head_bucket(Bucket=settings.bucket)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-            raise
-        kwargs: dict[str, Any] = {"Bucket": settings.bucket}
-        if settings.region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
-        client.create_bucket(**kwargs)
 
 
 def _free_port(host: str) -> int:
@@ -208,28 +176,6 @@ def s3_endpoint(settings: Settings, announce: Any = None) -> Iterator[Endpoint]:
         yield Endpoint(url, "embedded")
     finally:
         emulator.stop(snapshot=True)
-
-
-def object_exists(client: Any, bucket: str, key: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        client.head_object(Bucket=bucket, Key=key)
-    except ClientError:
-        return False
-    return True
-
-
-def upload_tree(client: Any, bucket: str, files: list[Path], root: Path, prefix: str = "") -> int:
-    """Upload files under ``root`` to ``prefix`` + their path relative to ``root``, 16 at a time."""
-    lead = f"{prefix.rstrip('/')}/" if prefix else ""
-
-    def push(path: Path) -> None:
-        client.upload_file(str(path), bucket, lead + path.relative_to(root).as_posix())
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(push, files))
-    return len(files)
 
 
 def snapshot_dir(settings: Settings) -> Path:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from local_mlops import dockerhost
 from local_mlops.config import Settings
+from local_mlops.devenv import dockerhost
 from local_mlops.errors import LocalMlopsError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS = REPO_ROOT / "containers"
 OFFLINE_BASE = "local-mlops/debian:bookworm"
 EMULATOR_IMAGE = "local-mlops-s3:moto-5.2.5"

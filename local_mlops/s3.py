@@ -1,0 +1,68 @@
+"""S3 access shared by every part: the client (fake credentials on the local target), bucket
+creation, existence checks and threaded uploads. Which endpoint to talk to is the emulator's
+business (``devenv/emulator.py``); this module only talks to one.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from local_mlops.config import Settings
+
+FAKE_CREDENTIALS = {"aws_access_key_id": "local-mlops", "aws_secret_access_key": "local-mlops"}
+
+
+def s3_client(settings: Settings, endpoint_url: str | None) -> Any:
+    """A boto3 S3 client for the endpoint; fake credentials for the local target."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.Session(region_name=settings.region, **_credentials(settings))
+    config = Config(
+        retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, max_pool_connections=32
+    )
+    return session.client("s3", endpoint_url=endpoint_url or None, config=config)
+
+
+def _credentials(settings: Settings) -> dict[str, str]:
+    return FAKE_CREDENTIALS if settings.target == "local" else {}
+
+
+def ensure_bucket(settings: Settings, url: str | None) -> None:
+    """Create the bucket when missing."""
+    from botocore.exceptions import ClientError
+
+    client = s3_client(settings, url)
+    try:
+        client.head_bucket(Bucket=settings.bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        kwargs: dict[str, Any] = {"Bucket": settings.bucket}
+        if settings.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+        client.create_bucket(**kwargs)
+
+
+def object_exists(client: Any, bucket: str, key: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        client.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return False
+    return True
+
+
+def upload_tree(client: Any, bucket: str, files: list[Path], root: Path, prefix: str = "") -> int:
+    """Upload files under ``root`` to ``prefix`` + their path relative to ``root``, 16 at a time."""
+    lead = f"{prefix.rstrip('/')}/" if prefix else ""
+
+    def push(path: Path) -> None:
+        client.upload_file(str(path), bucket, lead + path.relative_to(root).as_posix())
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(push, files))
+    return len(files)
