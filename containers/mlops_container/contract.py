@@ -54,6 +54,11 @@ CONSTRAINTS_FILE = "constraints.json"
 EVALUATION_FILE = "evaluation.json"
 CONFUSION_JSON_FILE = "confusion_matrix.json"
 CONFUSION_PNG_FILE = "confusion_matrix.png"
+# Monitoring: the baseline step's extras beside statistics/constraints, and the monitor's outputs.
+BASIS_FILE = "embedding_basis.json"
+MODEL_QUALITY_CONSTRAINTS_FILE = "model_quality_constraints.json"
+VIOLATIONS_FILE = "constraint_violations.json"
+SUMMARY_FILE = "summary.json"
 
 
 def base_dir() -> Path:

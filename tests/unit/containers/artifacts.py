@@ -5,6 +5,7 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mlops_container.models import build_model, save_artifact
@@ -36,4 +37,35 @@ def write_artifact(model_dir: Path, image_size: int = 8, archive: bool = False) 
         for path in files.iterdir():
             path.unlink()
         files.rmdir()
+    return model_dir
+
+
+def write_trained_artifact(
+    model_dir: Path, images: np.ndarray, labels: np.ndarray, classes: list[str], steps: int = 15
+) -> Path:
+    """A resnet18 fitted for a few Adam steps on uint8 NHWC images (seconds, not an epoch loop)."""
+    torch.manual_seed(0)
+    size = images.shape[1]
+    model = build_model("resnet18", len(classes), size, [0.5] * 3, [0.25] * 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    inputs = torch.from_numpy(images.transpose(0, 3, 1, 2).copy()).float().div_(255)
+    targets = torch.from_numpy(labels)
+    model.train()
+    for step in range(steps):
+        batch = torch.arange(step * 32, step * 32 + 32) % len(inputs)
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(inputs[batch]), targets[batch]).backward()
+        optimizer.step()
+    save_artifact(
+        model_dir,
+        model,
+        {
+            "architecture": "resnet18",
+            "num_classes": len(classes),
+            "classes": classes,
+            "image_size": size,
+            "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3},
+            "metrics": {},
+        },
+    )
     return model_dir

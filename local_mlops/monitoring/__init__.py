@@ -1,0 +1,1 @@
+"""Monitoring on the orchestration side: shifted traffic, monitoring runs, their reports."""
