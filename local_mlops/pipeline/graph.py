@@ -1,11 +1,14 @@
 """The pipeline graph, built by one function for both targets.
 
-    ValidateData ──> Preprocess ──> Train (or Tune) ──> Evaluate ──> CheckAccuracy
-                                                                       │ accuracy >= threshold
-                                                                       ├──> RegisterModel
-                                                                       ├──> CreateModel
-                                                                       │ else
-                                                                       └──> AccuracyTooLow (Fail)
+    ValidateData ──> Preprocess ──> Train (or Tune) ──> Evaluate ──> Baseline ──> CheckAccuracy
+                                                                                    │ accuracy >= threshold
+                                                                                    ├──> RegisterModel
+                                                                                    ├──> CreateModel
+                                                                                    │ else
+                                                                                    └──> AccuracyTooLow (Fail)
+
+Baseline writes the drift-check baselines (Model Monitor statistics and constraints of the
+validation split's features with the trained model) that RegisterModel attaches to the package.
 
 Every step runs the one runtime image: processing steps call ``python3 -m mlops_container.<step>``,
 training calls the image's ``train``. Only the ``Target`` (session, instance types, image, role)
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sagemaker.drift_check_baselines import DriftCheckBaselines
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
 from sagemaker.model import Model
@@ -46,6 +50,7 @@ PREPROCESS = "Preprocess"
 TRAIN = "Train"
 TUNE = "Tune"
 EVALUATE = "Evaluate"
+BASELINE = "Baseline"
 CHECK = "CheckAccuracy"
 REGISTER = "RegisterModel"
 CREATE_MODEL = "CreateModel"
@@ -251,6 +256,40 @@ def build_pipeline(
         ],
     )
 
+    # Baseline: the monitor's reference (statistics.json, constraints.json, the PCA basis,
+    # model-quality constraints) from the trained model on the validation split.
+    evaluation_dir = f"{PROCESSING_ROOT}/evaluation"
+    baseline = ProcessingStep(
+        name=BASELINE,
+        step_args=_processor(target, p, "baseline", "baseline").run(
+            inputs=[
+                ProcessingInput(source=model_data, destination=f"{PROCESSING_ROOT}/model"),
+                ProcessingInput(
+                    source=outputs["validation"].S3Output.S3Uri,
+                    destination=f"{PROCESSING_ROOT}/validation",
+                ),
+                ProcessingInput(
+                    source=evaluate.properties.ProcessingOutputConfig.Outputs[
+                        "evaluation"
+                    ].S3Output.S3Uri,
+                    destination=evaluation_dir,
+                ),
+            ],
+            outputs=[
+                ProcessingOutput(output_name="baseline", source=f"{PROCESSING_ROOT}/baseline")
+            ],
+            arguments=["--evaluation-dir", evaluation_dir],
+        ),
+        cache_config=cache_config,
+        retry_policies=retry,
+    )
+    baseline_uri = baseline.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
+
+    def baseline_file(name: str) -> MetricsSource:
+        return MetricsSource(
+            s3_uri=Join(on="/", values=[baseline_uri, name]), content_type="application/json"
+        )
+
     # RegisterModel + CreateModel when the accuracy clears the threshold.
     model = Model(
         image_uri=target.image_uri,
@@ -273,6 +312,14 @@ def build_pipeline(
                     s3_uri=evaluation_uri, content_type="application/json"
                 )
             ),
+            drift_check_baselines=DriftCheckBaselines(
+                model_data_statistics=baseline_file("statistics.json"),
+                model_data_constraints=baseline_file("constraints.json"),
+                model_statistics=MetricsSource(
+                    s3_uri=evaluation_uri, content_type="application/json"
+                ),
+                model_constraints=baseline_file("model_quality_constraints.json"),
+            ),
             description=f"{settings.dataset} image classifier",
         ),
     )
@@ -294,6 +341,6 @@ def build_pipeline(
     return Pipeline(
         name=settings.pipeline_name,
         parameters=list(p.values()),
-        steps=[validate, preprocess, fit, evaluate, check],
+        steps=[validate, preprocess, fit, evaluate, baseline, check],
         sagemaker_session=target.session,
     )

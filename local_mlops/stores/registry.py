@@ -138,6 +138,7 @@ class LocalModelRegistry:
         approval_status: str = "PendingManualApproval",
         description: str | None = None,
         model_metrics: dict | None = None,
+        drift_check_baselines: dict | None = None,
         metrics: dict[str, float] | None = None,
         content_types: list[str] | None = None,
         response_types: list[str] | None = None,
@@ -182,6 +183,7 @@ class LocalModelRegistry:
                 "ModelApprovalStatus": approval_status,
                 "InferenceSpecification": spec,
                 "ModelMetrics": model_metrics or {},
+                "DriftCheckBaselines": drift_check_baselines or {},
                 "Metrics": metrics or {},
                 "CustomerMetadataProperties": customer_metadata or {},
                 "MetadataProperties": (

@@ -37,12 +37,17 @@ def test_digits_runs_registers_then_reruns_from_cache_and_fails_the_gate(
 
     assert first.succeeded, first.failure_reason
     done = statuses(first)
-    for step in (graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.EVALUATE, graph.CHECK):
+    for step in (graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.EVALUATE, graph.BASELINE):
         assert done[step] == "Succeeded"
+    assert done[graph.CHECK] == "Succeeded"
     assert first.model_package is not None
     assert first.model_package["ModelPackageVersion"] == 1
     assert first.model_package["ModelApprovalStatus"] == "PendingManualApproval"
     assert 0.0 <= first.metrics["accuracy"] <= 1.0
+    statistics = first.model_package["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]
+    bucket, _, key = statistics["S3Uri"].removeprefix("s3://").partition("/")
+    stored = json.loads(s3_client(settings, url).get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert {f["name"] for f in stored["features"]} >= {"brightness", "confidence", "prediction"}
 
     high = replace(low, parameters=low.parameters | {"AccuracyThreshold": 1.01})
     second = runner.run(settings, high, say=print)
@@ -50,7 +55,7 @@ def test_digits_runs_registers_then_reruns_from_cache_and_fails_the_gate(
     assert second.status == "Failed"
     assert "below the threshold 1.01" in second.failure_reason
     cached = {s["StepName"] for s in second.steps if s.get("CacheHitResult")}
-    assert {graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.EVALUATE} <= cached
+    assert {graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.EVALUATE, graph.BASELINE} <= cached
     assert second.seconds < first.seconds
 
 

@@ -54,10 +54,32 @@ def test_only_session_values_differ() -> None:
 def test_step_names_and_the_else_branch() -> None:
     steps = definition("cloud")["Steps"]
     names = [s["Name"] for s in steps]
-    assert names == [graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.EVALUATE, graph.CHECK]
+    assert names == [
+        graph.VALIDATE,
+        graph.PREPROCESS,
+        graph.TRAIN,
+        graph.EVALUATE,
+        graph.BASELINE,
+        graph.CHECK,
+    ]
     check = steps[-1]["Arguments"]
     assert [s["Name"] for s in check["ElseSteps"]] == [graph.FAIL]
     assert {s["Type"] for s in check["IfSteps"]} == {"RegisterModel", "Model"}
+
+
+def test_register_attaches_the_baseline_steps_files_as_drift_check_baselines() -> None:
+    steps = definition("cloud")["Steps"]
+    baseline = next(s for s in steps if s["Name"] == graph.BASELINE)["Arguments"]
+    sources = {
+        i["InputName"]: json.dumps(i["S3Input"]["S3Uri"]) for i in baseline["ProcessingInputs"]
+    }
+    assert graph.EVALUATE in json.dumps(sources) and "validation" in json.dumps(sources)
+    register = next(s for s in steps[-1]["Arguments"]["IfSteps"] if s["Type"] == "RegisterModel")
+    baselines = register["Arguments"]["DriftCheckBaselines"]
+    data = json.dumps(baselines["ModelDataQuality"])
+    assert f"Steps.{graph.BASELINE}.ProcessingOutputConfig" in data
+    assert "statistics.json" in data and "constraints.json" in data
+    assert "model_quality_constraints.json" in json.dumps(baselines["ModelQuality"])
 
 
 def test_tuning_replaces_training_and_feeds_evaluate_with_the_best_model() -> None:

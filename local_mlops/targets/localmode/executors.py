@@ -75,6 +75,7 @@ class RegisterModelStepExecutor(_StepExecutor):
                 approval_status=args.get("ModelApprovalStatus") or "PendingManualApproval",
                 description=args.get("ModelPackageDescription"),
                 model_metrics=model_metrics,
+                drift_check_baselines=args.get("DriftCheckBaselines"),
                 metrics=self._read_metrics(model_metrics),
                 pipeline_execution_arn=executor.execution.execution_arn,
                 customer_metadata=args.get("CustomerMetadataProperties"),

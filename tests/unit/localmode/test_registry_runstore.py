@@ -42,8 +42,13 @@ def bucket(s3: Any) -> str:
 
 def test_register_versions_arns_and_approval(s3: Any, bucket: str) -> None:
     registry = LocalModelRegistry(s3, bucket, "eu-west-1", account_id="111122223333")
+    baselines = {"ModelDataQuality": {"Statistics": {"S3Uri": "s3://b/base/statistics.json"}}}
     first = registry.register(
-        "grp", model_data_url="s3://b/m1", image="img", metrics={"accuracy": 0.9}
+        "grp",
+        model_data_url="s3://b/m1",
+        image="img",
+        metrics={"accuracy": 0.9},
+        drift_check_baselines=baselines,
     )
     second = registry.register("grp", model_data_url="s3://b/m2", image="img")
     assert (
@@ -52,6 +57,7 @@ def test_register_versions_arns_and_approval(s3: Any, bucket: str) -> None:
     assert second["ModelPackageVersion"] == 2
     assert registry.list_groups()[0]["ModelPackageGroupArn"].endswith(":model-package-group/grp")
     assert registry.describe("grp/1")["Metrics"] == {"accuracy": 0.9}
+    assert registry.describe("grp/1")["DriftCheckBaselines"] == baselines
     updated = registry.update_approval(second["ModelPackageArn"], "Approved", "looks good")
     assert updated["ModelApprovalStatus"] == "Approved"
     assert [p["ModelApprovalStatus"] for p in registry.list_packages("grp")] == [
