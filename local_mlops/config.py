@@ -68,6 +68,7 @@ class Settings:
     model_package_group: str = "local-mlops-image-classifier"
     approval_status: str = "PendingManualApproval"
     pipeline_name: str = "local-mlops-pipeline"
+    endpoint_name: str = "local-mlops-endpoint"
     state_dir: str = field(default_factory=_default_state_dir)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -15,6 +15,7 @@ from local_mlops.cli import (
     env,
     label_cmd,
     models_cmd,
+    monitor_cmd,
     pipeline_cmd,
     run_cmd,
     runs_cmd,
@@ -78,6 +79,7 @@ app.command("run")(run_cmd.run)
 app.add_typer(pipeline_cmd.app, name="pipeline")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(data_cmd.app, name="data")
 app.command("label")(label_cmd.label)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,15 @@ class Target:
     runstore: RunHistory | None = None
     # Puts the image where the target's jobs pull it from (cloud: pushes to ECR); None: nothing.
     prepare_image: Callable[[Callable[[str], None]], Any] | None = None
+    # A context manager giving a session that starts jobs at once (a pipeline session only
+    # records their arguments); locally it also removes the job's containers and folders after.
+    job_session_factory: Callable[[], AbstractContextManager[Any]] | None = None
+
+    def job_session(self) -> AbstractContextManager[Any]:
+        """``with target.job_session() as session:`` runs processing jobs now (local: local mode)."""
+        if self.job_session_factory is None:
+            raise RuntimeError(f"the {self.name} target was opened without a job session")
+        return self.job_session_factory()
 
     @property
     def models(self) -> ModelRegistry:

@@ -17,6 +17,7 @@ import base64
 import re
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -236,4 +237,19 @@ def cloud_target(settings: Settings) -> Target:
         registry=CloudModelRegistry(session.sagemaker_client),
         runstore=CloudRunStore(session.sagemaker_client, settings.pipeline_name),
         prepare_image=lambda say: push_runtime_image(settings, say, session=aws),
+        job_session_factory=lambda: nullcontext(
+            _job_session_class()(boto_session=aws, default_bucket=settings.bucket)
+        ),
     )
+
+
+@lru_cache(maxsize=1)
+def _job_session_class() -> type:
+    from sagemaker.session import Session
+
+    from local_mlops.targets.telemetry import TelemetryOptOut
+
+    class CloudJobSession(TelemetryOptOut, Session):  # type: ignore[misc]
+        """A Session that starts jobs at once, keeping SDK telemetry on this machine."""
+
+    return CloudJobSession

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from uuid import uuid4
 
 from local_mlops.config import Settings
 from local_mlops.devenv import dockerhost
@@ -45,6 +48,28 @@ def local_target(
     container_root = Path(tempfile.gettempdir()) / f"local-mlops-{os.getuid()}"
     container_root.mkdir(parents=True, exist_ok=True)
     session.config = {"local": {"local_code": True, "container_root": str(container_root)}}
+
+    @contextmanager
+    def job_session() -> Iterator[Any]:
+        from sagemaker.local.local_session import LocalSession
+
+        from local_mlops.targets.localmode.runs import _run_config, _run_root, cleanup_run
+        from local_mlops.targets.telemetry import TelemetryOptOut
+
+        class LocalJobSession(TelemetryOptOut, LocalSession):  # type: ignore[misc]
+            """Local mode for one-off jobs (monitoring), without telemetry."""
+
+        jobs = LocalJobSession(
+            boto_session=boto_session, s3_endpoint_url=s3_endpoint, default_bucket=settings.bucket
+        )
+        job_id = uuid4().hex[:12]
+        root = _run_root(session, job_id)
+        jobs.config = _run_config(session.config, root, job_id)
+        try:
+            yield jobs
+        finally:
+            cleanup_run(job_id, root)
+
     return Target(
         name="local",
         session=session,
@@ -57,4 +82,5 @@ def local_target(
         s3_endpoint=s3_endpoint,
         registry=registry,
         runstore=runstore,
+        job_session_factory=job_session,
     )
