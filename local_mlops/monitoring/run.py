@@ -14,8 +14,10 @@ and it writes statistics.json, constraint_violations.json and summary.json to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -160,24 +162,26 @@ def _run_job(
         base_job_name="local-mlops-monitor",
     )
     try:
-        processor.run(
-            inputs=inputs,
-            outputs=[
-                ProcessingOutput(
-                    output_name="report", source=f"{PROCESSING_ROOT}/output", destination=output
-                )
-            ],
-            arguments=[
-                "--start",
-                start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "--end",
-                end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "--endpoint",
-                endpoint,
-            ],  # fmt: skip
-            wait=True,
-            logs=False,
-        )
+        # Local mode streams the job's output to stdout; keep stdout for the --json report.
+        with contextlib.redirect_stdout(sys.stderr):
+            processor.run(
+                inputs=inputs,
+                outputs=[
+                    ProcessingOutput(
+                        output_name="report", source=f"{PROCESSING_ROOT}/output", destination=output
+                    )
+                ],
+                arguments=[
+                    "--start",
+                    start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "--end",
+                    end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "--endpoint",
+                    endpoint,
+                ],  # fmt: skip
+                wait=True,
+                logs=False,
+            )
     except (RuntimeError, ClientError, UnexpectedStatusException) as error:
         raise LocalMlopsError(
             f"the monitoring job failed: {error}",
