@@ -41,9 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model-dir", type=Path, default=contract.processing_path("model"))
-    parser.add_argument("--test-dir", type=Path, default=contract.processing_path("test"))
-    parser.add_argument("--output-dir", type=Path, default=contract.processing_path("evaluation"))
+    parser.add_argument(
+        "--model-dir", type=Path, default=contract.processing_path(contract.PROCESSING_MODEL)
+    )
+    parser.add_argument(
+        "--test-dir", type=Path, default=contract.processing_path(contract.PROCESSING_TEST)
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, default=contract.processing_path(contract.PROCESSING_EVALUATION)
+    )
     return parser
 
 
@@ -73,7 +79,7 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) 
         return {"value": float(x), "standard_deviation": "NaN"}
 
     return {
-        "multiclass_classification_metrics": {
+        contract.METRICS_SECTION: {
             "accuracy": value(accuracy_score(y_true, y_pred)),
             "weighted_precision": value(weighted[0]),
             "weighted_recall": value(weighted[1]),
@@ -147,7 +153,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     predictions = predict(model, images)
     report = compute_metrics(labels, predictions, classes)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    metrics = report["multiclass_classification_metrics"]
+    metrics = report[contract.METRICS_SECTION]
     (args.output_dir / contract.EVALUATION_FILE).write_text(json.dumps(report, indent=1) + "\n")
     (args.output_dir / contract.CONFUSION_JSON_FILE).write_text(
         json.dumps({"classes": classes, "matrix": metrics["confusion_matrix"]}, indent=1) + "\n"

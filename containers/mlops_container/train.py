@@ -45,8 +45,8 @@ from .models import (
     save_artifact,
 )
 
-METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_sec")
-METRIC_DEFINITIONS = [{"Name": n, "Regex": f"{n}=([0-9\\.]+)"} for n in METRIC_NAMES]
+METRIC_NAMES = contract.METRIC_NAMES
+METRIC_DEFINITIONS = contract.METRIC_DEFINITIONS
 
 
 @dataclass(frozen=True)
