@@ -24,7 +24,6 @@ import subprocess
 import tempfile
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from local_mlops.config import Settings, load_settings

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 from . import contract
 from .archive import model_files_dir
-from .errors import UserError, run_entrypoint
+from .errors import UserError, exit_now, run_entrypoint
 from .models import load_model
 from .train import find_file
 
@@ -178,4 +177,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
