@@ -134,7 +134,7 @@ def run(
 
     Example: local-mlops run --local --epochs 5
     """
-    from local_mlops.pipeline import graph, runner
+    from local_mlops.pipeline import runner, steps
     from local_mlops.targets import kind_of
 
     settings = settings_from(
@@ -166,11 +166,11 @@ def run(
 
         confirm_cloud_run(settings, options, yes)
     names = [
-        graph.VALIDATE,
-        graph.PREPROCESS,
-        graph.TUNE if tune else graph.TRAIN,
-        graph.EVALUATE,
-        graph.CHECK,
+        steps.VALIDATE,
+        steps.PREPROCESS,
+        steps.TUNE if tune else steps.TRAIN,
+        steps.EVALUATE,
+        steps.CHECK,
     ]
     board = StepBoard(names)
     # Job containers' output (streamed by the SDK to stdout) goes to a log file, so stdout stays

@@ -38,18 +38,20 @@ from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, 
 
 from local_mlops.config import Settings
 from local_mlops.pipeline import contract, datasets
-from local_mlops.targets import Target
 
-# Step names (also what `runs describe` and the docs show).
-VALIDATE = "ValidateData"
-PREPROCESS = "Preprocess"
-TRAIN = "Train"
-TUNE = "Tune"
-EVALUATE = "Evaluate"
-CHECK = "CheckAccuracy"
-REGISTER = "RegisterModel"
-CREATE_MODEL = "CreateModel"
-FAIL = "AccuracyTooLow"
+# Step names (also what `runs describe` and the docs show), in a module without the SDK.
+from local_mlops.pipeline.steps import (  # noqa: E402
+    CHECK,
+    CREATE_MODEL,
+    EVALUATE,
+    FAIL,
+    PREPROCESS,
+    REGISTER,
+    TRAIN,
+    TUNE,
+    VALIDATE,
+)
+from local_mlops.targets import Target
 
 # What the runtime image agrees on with the graph (channels, paths, metrics): pipeline/contract.py.
 ACCURACY_PATH = contract.ACCURACY_PATH

@@ -9,6 +9,7 @@ ListPipelineExecutionSteps lists them, the evaluation metrics, the registered mo
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from typing import Any
 
 from local_mlops.config import Settings
 from local_mlops.devenv.emulator import s3_endpoint
-from local_mlops.pipeline import datasets, graph, weights
+from local_mlops.pipeline import datasets, weights
 from local_mlops.targets import Target, open_target
 
 StepEvent = Callable[[str, str, str, dict[str, Any]], None]
@@ -63,6 +64,8 @@ class RunResult:
 
 
 def build_for(settings: Settings, target: Target, options: RunOptions) -> Any:
+    from local_mlops.pipeline import graph
+
     return graph.build_pipeline(
         settings,
         target,
@@ -84,6 +87,7 @@ def run(
 ) -> RunResult:
     """Run the whole graph on the configured target."""
     started = time.monotonic()
+    sdk = _import_sdk_meanwhile()
     with s3_endpoint(settings, announce=say) as endpoint:
         # The same on both targets: an S3 URI as given, else the dataset imported into the
         # target's bucket (once; reused when present).
@@ -94,6 +98,7 @@ def run(
             settings, endpoint.url, settings.weights, settings.backbone, say
         )
         options = replace(options, pretrained_uri=pretrained)
+        sdk.join()
         target = open_target(
             settings, endpoint.url, cache_enabled=options.cache, on_step_event=on_step_event
         )
@@ -103,6 +108,21 @@ def run(
         execution = target.start(pipeline, {"InputData": input_uri, **options.parameters})
         steps = target.wait(execution, [s.name for s in pipeline.steps], say, on_step_event)
         return _result(settings, target, execution, started, steps)
+
+
+def _import_sdk_meanwhile() -> threading.Thread:
+    """Import the graph (and with it the SageMaker SDK: seconds of CPU, most of it the SDK's
+    JumpStart tables) on another thread while this one starts the emulator and checks the
+    dataset and weights in S3, which mostly wait on sockets and subprocesses."""
+
+    import boto3  # noqa: F401  (both threads need it: import it once, here, first)
+
+    def load() -> None:
+        import local_mlops.pipeline.graph  # noqa: F401
+
+    thread = threading.Thread(target=load, name="import-sdk", daemon=True)
+    thread.start()
+    return thread
 
 
 def _result(

@@ -10,6 +10,7 @@ from typing import Any
 
 from local_mlops.config import Settings
 from local_mlops.devenv import dockerhost
+from local_mlops.pipeline import steps as pipeline_steps
 from local_mlops.s3 import s3_client
 from local_mlops.targets import reports
 from local_mlops.targets.base import (
@@ -36,11 +37,9 @@ class LocalTarget(Target):
     def outcome(
         self, settings: Settings, execution: Any, arn: str, steps: list[dict[str, Any]]
     ) -> Outcome:
-        from local_mlops.pipeline import graph
-
         record = self.runs.get(arn) if self.runstore is not None else {}
         step_executions = getattr(execution, "step_execution", {})
-        evaluate = getattr(step_executions.get(graph.EVALUATE), "properties", None) or {}
+        evaluate = getattr(step_executions.get(pipeline_steps.EVALUATE), "properties", None) or {}
         outputs = (evaluate.get("ProcessingOutputConfig") or {}).get("Outputs", [])
         uri = reports.report_uri(reports.evaluation_output_uri(outputs))
         return Outcome(
@@ -48,7 +47,9 @@ class LocalTarget(Target):
             failure_reason=record.get("FailureReason", ""),
             metrics=reports.evaluation_metrics(self.session.s3_client, uri),
             model_package=reports.registered_by(self.models, settings.model_package_group, arn),
-            tuning=_tuning(getattr(step_executions.get(graph.TUNE), "properties", None) or {}),
+            tuning=_tuning(
+                getattr(step_executions.get(pipeline_steps.TUNE), "properties", None) or {}
+            ),
             evaluation_uri=uri,
         )
 
