@@ -18,6 +18,7 @@ from local_mlops.cli import (
     pipeline_cmd,
     run_cmd,
     runs_cmd,
+    ui_cmd,
 )
 from local_mlops.cli.common import err
 from local_mlops.errors import LocalMlopsError
@@ -80,6 +81,7 @@ app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
 app.command("label")(label_cmd.label)
+app.command("ui")(ui_cmd.ui)
 
 
 def main() -> None:
