@@ -68,6 +68,8 @@ class Settings:
     model_package_group: str = "local-mlops-image-classifier"
     approval_status: str = "PendingManualApproval"
     pipeline_name: str = "local-mlops-pipeline"
+    # Name prefix (and tag value) of everything `local-mlops cloud init` creates in the account.
+    project: str = "local-mlops"
     state_dir: str = field(default_factory=_default_state_dir)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
