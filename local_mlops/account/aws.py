@@ -10,7 +10,7 @@ import difflib
 from typing import Any
 
 from local_mlops.config import Settings
-from local_mlops.errors import LocalMlopsError
+from local_mlops.errors import LocalMlopsError, brief_error
 
 CREDENTIALS_FIX = (
     "configure AWS credentials: `aws configure`, `aws sso login --profile NAME` with "
@@ -66,28 +66,12 @@ def check_region(session: Any, region: str) -> None:
     )
 
 
-def error_code(exc: BaseException) -> str:
+def error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
 
 
-def brief_error(exc: BaseException) -> str:
-    """One line for an AWS error (an emulator's HTTP 500 body is a whole HTML page)."""
-    response = getattr(exc, "response", None) or {}
-    if not response:
-        text = str(exc).strip()
-        return text.splitlines()[0] if text else type(exc).__name__
-    error = response.get("Error", {})
-    code = str(error.get("Code", "error"))
-    message = str(error.get("Message", "")).strip()
-    if message and "\n" not in message and "<" not in message:
-        return f"{code}: {message}"
-    http = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?"))
-    operation = getattr(exc, "operation_name", "the call")
-    return f"{operation} answered HTTP {http}" + (f" ({code})" if code != http else "")
-
-
-def translate(exc: BaseException, doing: str, action: str) -> LocalMlopsError:
+def translate(exc: Exception, doing: str, action: str) -> LocalMlopsError:
     """The LocalMlopsError for a boto3 failure while ``doing`` (``action`` is the IAM action)."""
     from botocore.exceptions import (
         ClientError,

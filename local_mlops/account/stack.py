@@ -19,7 +19,7 @@ from typing import Any
 
 from local_mlops.account import aws, tags
 from local_mlops.config import Settings
-from local_mlops.errors import LocalMlopsError
+from local_mlops.errors import LocalMlopsError, brief_error
 
 Say = Callable[[str], None]
 Confirm = Callable[[str], bool]
@@ -92,7 +92,7 @@ def describe(session: Any, settings: Settings, stack_id: str = "") -> Stack | No
     try:
         found = client.describe_stacks(StackName=stack_id or stack_name(settings))["Stacks"]
     except ClientError as exc:
-        if "does not exist" in aws.brief_error(exc):
+        if "does not exist" in brief_error(exc):
             return None
         raise aws.translate(exc, "looking up the stack", "cloudformation:DescribeStacks") from exc
     except BotoCoreError as exc:
@@ -138,7 +138,7 @@ def deploy(session: Any, settings: Settings, say: Say, confirm: Confirm) -> tupl
     name = stack_name(settings)
     body = template_body()
     wanted = parameters(settings)
-    arguments = {
+    arguments: dict[str, Any] = {
         "StackName": name,
         "TemplateBody": body,
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in wanted.items()],
@@ -193,7 +193,7 @@ def deploy(session: Any, settings: Settings, say: Say, confirm: Confirm) -> tupl
     try:
         client.update_stack(**arguments)
     except ClientError as exc:
-        if "No updates are to be performed" in aws.brief_error(exc):
+        if "No updates are to be performed" in brief_error(exc):
             return "unchanged", current
         raise aws.translate(exc, "updating the stack", "cloudformation:UpdateStack") from exc
     return "updated", wait(session, settings, current.stack_id, "update", say)

@@ -22,7 +22,7 @@ from typing import Any
 from local_mlops.account import aws, inventory, stack
 from local_mlops.account.inventory import Inventory, Item
 from local_mlops.config import Settings
-from local_mlops.errors import LocalMlopsError
+from local_mlops.errors import LocalMlopsError, brief_error
 
 Say = Callable[[str], None]
 ENDPOINT_WAIT_SECONDS = 15 * 60
@@ -81,8 +81,8 @@ def plan(session: Any, settings: Settings, keep_data: bool) -> Plan:
     return Plan(inventory.collect(session, settings, bucket), found, keep_data)
 
 
-def _gone(exc: BaseException) -> bool:
-    return any(marker in aws.brief_error(exc) for marker in GONE)
+def _gone(exc: Exception) -> bool:
+    return any(marker in brief_error(exc) for marker in GONE)
 
 
 def _call(client: Any, operation: str, doing: str, **kwargs: Any) -> bool:
