@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from local_mlops.account import aws, inventory, settings_file, stack, teardown, verify
-from local_mlops.config import FIELDS, Settings, find_config_file
+from local_mlops.config import FIELDS, Settings, config_path
 from local_mlops.errors import LocalMlopsError
 
 Say = Callable[[str], None]
@@ -85,7 +85,7 @@ def init(
         )
     values = stack.settings_values(deployed, set(FIELDS))
     values["region"] = settings.region
-    path = settings_file.target_file(config_file or find_config_file())
+    path = settings_file.target_file(config_path(config_file))
     current = dict(_file_values(path))
     changed = {k: v for k, v in values.items() if current.get(k) != v}
     if changed:

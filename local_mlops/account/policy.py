@@ -8,6 +8,7 @@ cannot scope to a resource are allowed on ``*``: ``ecr:GetAuthorizationToken`` (
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 READ_VERBS = (
@@ -27,6 +28,22 @@ READ_VERBS = (
 )
 # Actions without resource-level permissions, allowed on "*" only with this condition key.
 UNSCOPABLE_WRITES = {"cloudwatch:PutMetricData": "cloudwatch:namespace"}
+
+
+def parse(document: Any) -> dict[str, Any]:
+    """A policy document as a dict: boto3 decodes IAM's URL-encoded JSON into one; moto 5.2.5
+    answers a policy its CloudFormation stored with the Python repr of one."""
+    if not isinstance(document, str):
+        return dict(document or {})
+    from urllib.parse import unquote
+
+    text = document if document.lstrip().startswith("{") else unquote(document)
+    try:
+        return dict(json.loads(text))
+    except json.JSONDecodeError:
+        import ast
+
+        return dict(ast.literal_eval(text))
 
 
 def _listed(value: Any) -> list[Any]:
@@ -49,7 +66,7 @@ def _condition_keys(statement: dict[str, Any]) -> set[str]:
 def violations(document: dict[str, Any], where: str = "") -> list[str]:
     """One line for each rule a policy document breaks ([] when it keeps them all)."""
     found = []
-    for index, statement in enumerate(_listed(document.get("Statement", []))):
+    for index, statement in enumerate(_listed(parse(document).get("Statement", []))):
         if statement.get("Effect") != "Allow":
             continue
         label = f"{where}statement {statement.get('Sid', index)}"

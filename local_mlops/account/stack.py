@@ -202,6 +202,7 @@ def deploy(session: Any, settings: Settings, say: Say, confirm: Confirm) -> tupl
 def wait(session: Any, settings: Settings, stack_id: str, verb: str, say: Say) -> Stack:
     """Poll until the stack settles; a failed create/update/delete raises with its reason."""
     deadline = time.monotonic() + TIMEOUT_SECONDS
+    pause = 0.25  # an emulator settles at once; CloudFormation takes minutes
     while True:
         stack = describe(session, settings, stack_id)
         if stack is None:
@@ -215,7 +216,8 @@ def wait(session: Any, settings: Settings, stack_id: str, verb: str, say: Say) -
                 f"the stack {stack.name} is still {stack.status} after {TIMEOUT_SECONDS // 60} min",
                 "watch it in the CloudFormation console; local-mlops cloud status shows it too",
             )
-        time.sleep(POLL_SECONDS)
+        time.sleep(pause)
+        pause = min(pause * 2, POLL_SECONDS)
     if stack.healthy:
         return stack
     raise failure(session, settings, stack_id, verb, stack.status)

@@ -10,11 +10,11 @@ from rich.table import Table
 from local_mlops import account
 from local_mlops.cli.common import (
     JSON_HELP,
-    PROFILE_HELP,
-    REGION_HELP,
     err,
     out,
     print_json,
+    profile_option,
+    region_option,
     say,
     settings_from,
 )
@@ -53,8 +53,8 @@ def _settings(ctx: typer.Context, region: str | None, profile: str | None) -> An
 @app.command("init")
 def init(
     ctx: typer.Context,
-    region: str | None = typer.Option(None, "--region", help=REGION_HELP),
-    profile: str | None = typer.Option(None, "--profile", help=PROFILE_HELP),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
     yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -124,8 +124,8 @@ def _status_tables(data: dict[str, Any]) -> None:
 @app.command("status")
 def status(
     ctx: typer.Context,
-    region: str | None = typer.Option(None, "--region", help=REGION_HELP),
-    profile: str | None = typer.Option(None, "--profile", help=PROFILE_HELP),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """What the project has in the account and what it costs now.
@@ -148,8 +148,8 @@ def down(
     keep_data: bool = typer.Option(
         False, "--keep-data", help="Keep the stack, the bucket, the images and the model registry."
     ),
-    region: str | None = typer.Option(None, "--region", help=REGION_HELP),
-    profile: str | None = typer.Option(None, "--profile", help=PROFILE_HELP),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
     yes: bool = typer.Option(False, "--yes", "-y", help=YES_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:

@@ -20,6 +20,16 @@ PROFILE_HELP = "AWS profile for --cloud (default: AWS_PROFILE, else the default 
 REGION_HELP = "AWS region for --cloud (default: AWS_REGION, else region in local-mlops.toml)."
 
 
+def region_option() -> Any:
+    """--region, which every command that takes --cloud also takes."""
+    return typer.Option(None, "--region", help=REGION_HELP)
+
+
+def profile_option() -> Any:
+    """--profile, which every command that takes --cloud also takes."""
+    return typer.Option(None, "--profile", help=PROFILE_HELP)
+
+
 def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
     """Settings from the global --config plus this command's flags (None = not given)."""
     root = ctx.find_root()
