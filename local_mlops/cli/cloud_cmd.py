@@ -60,9 +60,7 @@ def init(
 ) -> None:
     """Create or update the project's stack and write its names into local-mlops.toml.
 
-    Idempotent: a second run changes nothing. The stack (local_mlops/account/stack.yaml) holds
-    the SageMaker execution role, the scheduler role, the bucket, the ECR repositories and the
-    schedule group; it costs nothing until data is stored.
+    The stack (local_mlops/account/stack.yaml) holds the execution and scheduler roles, the bucket, the ECR repositories and the schedule group; it costs nothing until data is stored. A second run changes nothing.
 
     Example: local-mlops cloud init --region eu-west-1 --profile work --yes
     """
@@ -130,8 +128,7 @@ def status(
 ) -> None:
     """What the project has in the account and what it costs now.
 
-    Endpoints with their instance types and counts, running jobs and executions, schedules,
-    stored GB, and an estimated hourly and monthly cost from the price table in the repo.
+    Endpoints with their instance types and counts, running jobs and executions, schedules, stored GB, and an estimated hourly and monthly cost from the price table in the repo.
 
     Example: local-mlops cloud status --json
     """
@@ -155,9 +152,7 @@ def down(
 ) -> None:
     """Delete what the project created in the account (found by its tags); idempotent.
 
-    Stops running executions and jobs, deletes schedules, endpoints, endpoint configs, models and
-    pipelines, then, unless --keep-data, the model registry, the bucket's data, the images and
-    the stack. Resources without the project's tag are never touched.
+    Stops running executions and jobs, deletes schedules, endpoints, endpoint configs, models and pipelines, then, unless --keep-data, the model registry, the bucket's data, the images and the stack. Resources without the project's tag are never touched.
 
     Example: local-mlops cloud down --yes
     """
