@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from accountkit import flat, project_folder
+from accountkit import SETTINGS_TEXT, flat, project_folder
 from typer.testing import CliRunner
 
 from local_mlops.cli.app import app
@@ -131,3 +131,27 @@ def test_credentials_without_a_permission_get_the_action_named(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     _nothing_created(aws)
+
+
+def test_on_aws_a_promise_the_stack_did_not_keep_is_an_error(
+    aws: boto3.Session, settings_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's shortfalls are warnings only because the endpoint is an emulator: were it AWS, the
+    same gaps would stop init, naming each, and write nothing."""
+    import local_mlops.account
+
+    monkeypatch.setattr(local_mlops.account, "emulated", lambda session: False)
+    stderr = _one_error(["cloud", "init", "--yes"])
+    assert "is CREATE_COMPLETE but the account lacks:" in stderr
+    assert "versioning" in stderr and "scan on push" in stderr
+    assert settings_path.read_text() == SETTINGS_TEXT
+
+
+def test_the_endpoint_decides_what_counts_as_an_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    from local_mlops.account import emulated
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    real = boto3.Session(region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    assert emulated(real) is False
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert emulated(boto3.Session(region_name="eu-west-1")) is True
