@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 
 from local_mlops import __version__
 from local_mlops.cli import (
+    cloud_cmd,
     config_cmd,
     data_cmd,
     env,
@@ -82,6 +83,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
 app.command("label")(label_cmd.label)
 app.command("ui")(ui_cmd.ui)
+app.add_typer(cloud_cmd.app, name="cloud")
 
 
 def main() -> None:
