@@ -93,6 +93,8 @@ class Target:
     runstore: RunHistory | None = None
     # Puts the image where the target's jobs pull it from (cloud: pushes to ECR); None: nothing.
     prepare_image: Callable[[Say], Any] | None = None
+    # Tags the upserted pipeline carries (cloud: the project's, which `cloud down` finds it by).
+    upsert_tags: list[dict[str, str]] | None = None
 
     @property
     def models(self) -> ModelRegistry:
@@ -110,7 +112,7 @@ class Target:
 
     def start(self, pipeline: Any, parameters: dict[str, Any]) -> Any:
         """Upsert the pipeline and start an execution."""
-        pipeline.upsert(role_arn=self.role_arn)
+        pipeline.upsert(role_arn=self.role_arn, tags=self.upsert_tags)
         return pipeline.start(parameters=parameters)
 
     def wait(
