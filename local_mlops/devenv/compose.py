@@ -19,6 +19,18 @@ from local_mlops.errors import LocalMlopsError
 COMPOSE_FILE = image.REPO_ROOT / "docker-compose.yml"
 PROJECT = "local-mlops"
 S3_CONTAINER = "local-mlops-s3"
+DEFAULT_PORT = 4566
+
+
+def project_name(settings: Settings) -> str:
+    """``local-mlops``; on another emulator port its own project, so two environments coexist."""
+    if settings.emulator_port == DEFAULT_PORT:
+        return PROJECT
+    return f"{PROJECT}-{settings.emulator_port}"
+
+
+def s3_container(settings: Settings) -> str:
+    return S3_CONTAINER.replace(PROJECT, project_name(settings), 1)
 
 
 @dataclass(frozen=True)
@@ -31,7 +43,7 @@ class Service:
 def _compose_argv(settings: Settings) -> list[str]:
     info = dockerhost.ensure_sdk_compose(settings.state_path / "bin")
     prefix = ["docker", "compose"] if info.flavour == "plugin" else ["docker-compose"]
-    return [*prefix, "-f", str(COMPOSE_FILE), "-p", PROJECT]
+    return [*prefix, "-f", str(COMPOSE_FILE), "-p", project_name(settings)]
 
 
 def _compose(settings: Settings, *args: str) -> str:
@@ -40,6 +52,7 @@ def _compose(settings: Settings, *args: str) -> str:
         "LOCAL_MLOPS_EMULATOR_PORT": str(settings.emulator_port),
         "LOCAL_MLOPS_EMULATOR_IMAGE": image.emulator_spec().tag,
         "LOCAL_MLOPS_S3_DATA": str(emulator.data_dir(settings)),
+        "LOCAL_MLOPS_S3_CONTAINER": s3_container(settings),
     }
     done = subprocess.run(
         [*_compose_argv(settings), *args], capture_output=True, text=True, env=env, check=False
