@@ -75,6 +75,12 @@ def up(settings: Settings, say: image.Say) -> str:
     url = emulator.devenv_url(settings)
     assert url is not None
     already = emulator.is_reachable(url)
+    embedded = emulator.running_embedded(settings)
+    if embedded and not already:
+        raise LocalMlopsError(
+            f"a command's embedded S3 emulator at {embedded} serves {emulator.data_dir(settings)}",
+            "let that command finish (the emulator stops with it), then run `local-mlops up`",
+        )
     emulator.data_dir(settings).mkdir(parents=True, exist_ok=True)
     _compose(settings, "up", "-d", "s3")
     # The emulator loads its data dir before it opens the port: allow for a large one.

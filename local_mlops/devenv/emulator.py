@@ -11,6 +11,7 @@ or a reboot of the emulator, not only ``down``/``up``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlparse
 
 from local_mlops.config import Settings, process_environ
@@ -31,6 +32,9 @@ from local_mlops.errors import LocalMlopsError
 from local_mlops.s3 import ensure_bucket, s3_client, upload_tree
 
 DURABLE_S3_PATH = CONTAINERS / "emulator"  # holds the durable_s3 package
+USERS_LOCK = ".users"  # shared-locked by every command using the embedded emulator
+START_LOCK = ".start"  # one command at a time decides whether to start one
+SERVER_FILE = ".server.json"  # the embedded emulator's URL
 STATUS_PATH = "/_local-mlops/durable"  # durable_s3's report of what it restored
 RUNS_PREFIX = "_local-mlops/executions/"
 VERSIONS_MARK = "/versions/"
@@ -93,12 +97,15 @@ class MotoServer:
         port: int | None = None,
         log: Path | None = None,
         data_dir: Path | None = None,
+        users_lock: Path | None = None,
     ) -> None:
         self.host = host
         self.port = port or _free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.log = log
         self.data_dir = data_dir
+        # With a users lock the server is detached and exits when no process holds the lock.
+        self.users_lock = users_lock
         self._process: subprocess.Popen[bytes] | None = None
 
     def _argv_env(self) -> tuple[list[str], dict[str, str]]:
@@ -108,7 +115,10 @@ class MotoServer:
             return [sys.executable, "-m", "moto.server", *address], env
         path = [str(DURABLE_S3_PATH), env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
-        return [sys.executable, "-m", "durable_s3", "--data", str(self.data_dir), *address], env
+        argv = [sys.executable, "-m", "durable_s3", "--data", str(self.data_dir), *address]
+        if self.users_lock is not None:
+            argv += ["--exit-when-unused", str(self.users_lock)]
+        return argv, env
 
     def start(self, timeout: float = 120) -> str:
         argv, env = self._argv_env()
@@ -117,7 +127,13 @@ class MotoServer:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             sink = self.log.open("ab")
         try:
-            self._process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env)
+            self._process = subprocess.Popen(
+                argv,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=self.users_lock is not None,  # outlives a Ctrl-C of its starter
+            )
         finally:
             if self.log:
                 sink.close()
@@ -159,26 +175,63 @@ class MotoServer:
 
 
 class EmbeddedEmulator:
-    """A durable moto server for the duration of one command, with the bucket."""
+    """A durable moto server shared by the commands that need S3 while no dev environment runs.
+
+    The first command starts it, detached; commands that come while it runs reuse it (its URL is
+    in ``<data dir>/.server.json``), so concurrent commands see one bucket, not a copy each. Every
+    user holds a shared lock on ``<data dir>/.users`` while it works (the kernel drops it when a
+    process dies); the server exits once nobody holds it.
+    """
 
     def __init__(self, settings: Settings, host: str | None = None) -> None:
         self.settings = settings
-        host = host or (
+        self.host = host or (
             dockerhost.bridge_address() if dockerhost.docker_available() else "127.0.0.1"
         )
-        self.server = MotoServer(
-            host, log=settings.state_path / "logs" / "embedded-s3.log", data_dir=data_dir(settings)
-        )
-        self.url = self.server.url
+        self.data = data_dir(settings)
+        self.log = settings.state_path / "logs" / "embedded-s3.log"
+        self.url = ""
+        self.started = False  # False: another command's server was reused
+        self._users: IO[str] | None = None
 
     def start(self) -> str:
-        self.server.start()
-        ensure_bucket(self.settings, self.url)
-        import_legacy_snapshot(self.settings, self.url)
+        self.data.mkdir(parents=True, exist_ok=True)
+        self._users = (self.data / USERS_LOCK).open("a")
+        fcntl.flock(self._users, fcntl.LOCK_SH)
+        try:
+            with (self.data / START_LOCK).open("a") as gate:
+                fcntl.flock(gate, fcntl.LOCK_EX)
+                self.url = running_embedded(self.settings) or self._spawn()
+            ensure_bucket(self.settings, self.url)
+            import_legacy_snapshot(self.settings, self.url)
+        except BaseException:
+            self.stop()
+            raise
         return self.url
 
+    def _spawn(self) -> str:
+        server = MotoServer(
+            self.host, log=self.log, data_dir=self.data, users_lock=self.data / USERS_LOCK
+        )
+        url = server.start()
+        (self.data / SERVER_FILE).write_text(json.dumps({"url": url}))
+        self.started = True
+        return url
+
     def stop(self) -> None:
-        self.server.stop()
+        """Stop using the server (it exits when no other command uses it)."""
+        if self._users is not None:
+            self._users.close()
+            self._users = None
+
+
+def running_embedded(settings: Settings) -> str:
+    """The URL of a shared embedded emulator that answers, or ""."""
+    try:
+        url = str(json.loads((data_dir(settings) / SERVER_FILE).read_text()).get("url", ""))
+    except (OSError, ValueError):
+        return ""
+    return url if url and is_reachable(url) else ""
 
 
 @contextlib.contextmanager
@@ -206,8 +259,9 @@ def s3_endpoint(settings: Settings, announce: Any = None) -> Iterator[Endpoint]:
     emulator = EmbeddedEmulator(settings)
     url = emulator.start()
     if announce:
+        how = "Started an" if emulator.started else "Using the"
         announce(
-            f"Started an embedded S3 emulator at {url} for this command "
+            f"{how} embedded S3 emulator at {url}; it stops when no command uses it "
             "(`local-mlops up` keeps one running)."
         )
     try:

@@ -3,9 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
 import signal
 import sys
-from typing import Any
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+LOCK_NAME = ".lock"  # held by the one server that serves a data folder
+
+
+def _exit_when_unused(users: Path) -> None:
+    """Exit once nobody holds a shared lock on ``users`` (the commands using this server)."""
+    handle = users.open("a")
+    time.sleep(1.0)  # let the starting command take its lock
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            time.sleep(0.5)
+            continue
+        # Keep the lock until the process is gone: a new user waits, then starts a fresh server.
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+
+
+def _lock_data_dir(data: Path) -> IO[str] | None:
+    data.mkdir(parents=True, exist_ok=True)
+    handle = (data / LOCK_NAME).open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,7 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-fsync", action="store_true", help="skip fsync (survives a kill, not a power cut)"
     )
+    parser.add_argument(
+        "--exit-when-unused",
+        metavar="LOCKFILE",
+        help="exit when no process holds a shared flock on LOCKFILE (a shared embedded server)",
+    )
     args = parser.parse_args(argv)
+    lock = _lock_data_dir(Path(args.data))
+    if lock is None:
+        print(f"durable_s3: another emulator serves {args.data}", file=sys.stderr, flush=True)
+        return 3
 
     from werkzeug.serving import run_simple
 
@@ -36,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    if args.exit_when_unused:
+        watcher = threading.Thread(
+            target=_exit_when_unused, args=(Path(args.exit_when_unused),), daemon=True
+        )
+        watcher.start()
 
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     return 0
