@@ -165,7 +165,10 @@ class ExtendedPipelineExecution(_LocalPipelineExecution):
         try:
             self._runstore.save(self.to_record())
         except Exception as exc:  # noqa: BLE001 - a lost progress write must not fail the run
-            logger.warning("could not save execution %s: %s", self.pipeline_execution_name, exc)
+            # Kept locally (the bucket is gone, the watchdog reports it): no need to shout.
+            kept = getattr(self._runstore, "pending_dir", None) is not None
+            log = logger.info if kept else logger.warning
+            log("could not save execution %s: %s", self.pipeline_execution_name, exc)
 
     def _publish(self, step_name: str, status: str) -> None:
         self._save()
