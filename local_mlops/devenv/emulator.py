@@ -302,8 +302,9 @@ def restore_report(url: str) -> dict[str, Any]:
     """What the emulator at ``url`` loaded from its data dir when it started ({} if unknown)."""
     import urllib.request
 
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     try:
-        with urllib.request.urlopen(url.rstrip("/") + STATUS_PATH, timeout=5) as answer:
+        with direct.open(url.rstrip("/") + STATUS_PATH, timeout=5) as answer:
             return dict(json.loads(answer.read()).get("restored") or {})
     except (OSError, ValueError):
         return {}
