@@ -68,6 +68,8 @@ class Settings:
     model_package_group: str = "local-mlops-image-classifier"
     approval_status: str = "PendingManualApproval"
     pipeline_name: str = "local-mlops-pipeline"
+    # Cores the local jobs of all runs on this machine share (0: all of this machine's cores).
+    local_cores: int = 0
     # Name prefix (and tag value) of everything `local-mlops cloud init` creates in the account.
     project: str = "local-mlops"
     state_dir: str = field(default_factory=_default_state_dir)

@@ -11,6 +11,6 @@ echo "[test] ruff" >&2
 ruff check local_mlops containers tests benchmarks
 ruff format --check local_mlops containers tests benchmarks
 echo "[test] mypy" >&2
-mypy local_mlops containers/mlops_container
+mypy local_mlops containers/mlops_container containers/emulator/durable_s3
 echo "[test] pytest" >&2
 pytest "$@"

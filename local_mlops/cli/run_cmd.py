@@ -25,7 +25,13 @@ from local_mlops.errors import LocalMlopsError
 if TYPE_CHECKING:
     from local_mlops.pipeline import runner
 
-STYLE = {"Succeeded": "green", "Failed": "red", "Executing": "yellow", "Retrying": "yellow"}
+STYLE = {
+    "Succeeded": "green",
+    "Failed": "red",
+    "Executing": "yellow",
+    "Retrying": "yellow",
+    "Waiting": "magenta",
+}
 
 
 class StepBoard:
@@ -44,13 +50,15 @@ class StepBoard:
                 row["ended"] = time.monotonic()
             row["status"] = status
             row["cached"] = bool(record.get("CacheHitResult"))
+            row["detail"] = record.get("Waiting") or "" if status == "Waiting" else ""
 
     def __rich__(self) -> Table:
         table = Table("step", "status", "elapsed", title="pipeline", expand=False)
         now = time.monotonic()
         with self.lock:
             for name, row in self.rows.items():
-                status = row["status"] + (" (cached)" if row.get("cached") else "")
+                status = row.get("detail") or row["status"]
+                status += " (cached)" if row.get("cached") else ""
                 style = STYLE.get(row["status"], "dim")
                 elapsed = ""
                 if "started" in row:

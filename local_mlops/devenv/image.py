@@ -29,7 +29,7 @@ from local_mlops.errors import LocalMlopsError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS = REPO_ROOT / "containers"
 OFFLINE_BASE = "local-mlops/debian:bookworm"
-EMULATOR_IMAGE = "local-mlops-s3:moto-5.2.5"
+EMULATOR_IMAGE = "local-mlops-s3"
 WHEELHOUSE_PORT = 18573  # fixed, so the build argument (and so the layer cache) is stable
 
 Say = Callable[[str], None]
@@ -59,7 +59,14 @@ def runtime_spec(settings: Settings) -> ImageSpec:
 
 
 def emulator_spec() -> ImageSpec:
-    return ImageSpec(EMULATOR_IMAGE, CONTAINERS / "emulator")
+    """The S3 emulator image, tagged by its sources: a changed emulator is a new image."""
+    context = CONTAINERS / "emulator"
+    digest = hashlib.sha256()
+    for path in sorted(context.rglob("*")):
+        if path.is_file() and ".build" not in path.parts and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(context).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return ImageSpec(f"{EMULATOR_IMAGE}:moto-5.2.5-{digest.hexdigest()[:12]}", context)
 
 
 def _pull(image: str) -> bool:

@@ -8,28 +8,41 @@ Record shape::
      "Status": "Executing|Succeeded|Failed", "FailureReason", "StartTime", "EndTime",
      "Steps": [{"StepName", "StepType", "StepStatus", "StartTime", "EndTime", "Attempts",
                 "FailureReason", "LogTail", "Metadata", "CacheHitResult"}]}
+
+When the bucket cannot be reached (the emulator died in the middle of a run), a record is kept in
+``pending_dir`` instead and written to the bucket by the next read once the emulator is back, so
+the run's last state (Failed, with the reason) is not lost with the connection.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from local_mlops.errors import LocalMlopsError
+
+logger = logging.getLogger(__name__)
 
 
 class RunStore:
     """Reads and writes execution records."""
 
     def __init__(
-        self, s3_client: Any, bucket: str, prefix: str = "_local-mlops/executions"
+        self,
+        s3_client: Any,
+        bucket: str,
+        prefix: str = "_local-mlops/executions",
+        pending_dir: Path | None = None,
     ) -> None:
         self.s3 = s3_client
         self.bucket = bucket
         self.prefix = prefix.rstrip("/")
+        self.pending_dir = pending_dir
         self._lock = threading.Lock()
 
     def _key(self, execution_id: str) -> str:
@@ -38,17 +51,50 @@ class RunStore:
     def save(self, record: dict) -> None:
         """Write (or overwrite) one execution record."""
         body = json.dumps(record, indent=1, default=str).encode()
+        pending = self._pending_path(record["ExecutionId"])
         with self._lock:
-            self.s3.put_object(
-                Bucket=self.bucket,
-                Key=self._key(record["ExecutionId"]),
-                Body=body,
-                ContentType="application/json",
-            )
+            try:
+                self._put(record["ExecutionId"], body)
+            except BotoCoreError:
+                if pending is None:
+                    raise
+                pending.parent.mkdir(parents=True, exist_ok=True)
+                pending.write_bytes(body)
+                raise
+            if pending is not None:
+                pending.unlink(missing_ok=True)
+
+    def _put(self, execution_id: str, body: bytes) -> None:
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=self._key(execution_id),
+            Body=body,
+            ContentType="application/json",
+        )
+
+    def _pending_path(self, execution_id: str) -> Path | None:
+        return self.pending_dir / f"{execution_id}.json" if self.pending_dir else None
+
+    def flush_pending(self) -> int:
+        """Write records kept locally while the bucket was unreachable; returns how many."""
+        if self.pending_dir is None or not self.pending_dir.is_dir():
+            return 0
+        written = 0
+        for path in sorted(self.pending_dir.glob("*.json")):
+            with self._lock:
+                try:
+                    self._put(path.stem, path.read_bytes())
+                except BotoCoreError as exc:
+                    logger.warning("could not write the kept record %s yet: %s", path.name, exc)
+                    return written
+                path.unlink(missing_ok=True)
+            written += 1
+        return written
 
     def get(self, execution_id: str) -> dict:
         """One execution by id (or by an ARN ending in the id)."""
         execution_id = execution_id.rsplit("/", 1)[-1]
+        self.flush_pending()
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=self._key(execution_id))["Body"]
         except ClientError as exc:
@@ -62,6 +108,7 @@ class RunStore:
 
     def list(self) -> list[dict]:
         """All executions, newest first."""
+        self.flush_pending()
         records = []
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/"):

@@ -77,6 +77,7 @@ def open_target(
 
     from local_mlops.stores.registry import LocalModelRegistry
     from local_mlops.stores.runstore import RunStore
+    from local_mlops.targets.localmode.cores import CoreBudget
     from local_mlops.targets.localmode.session import ExtendedLocalPipelineSession
 
     # Every local job runs through Docker Compose, which SDK v2 may not recognise (dockerhost.py).
@@ -84,7 +85,8 @@ def open_target(
     boto_session = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS)
     client = s3_client(settings, s3_endpoint)
     registry = LocalModelRegistry(client, settings.bucket, settings.region)
-    runstore = RunStore(client, settings.bucket)
+    runstore = RunStore(client, settings.bucket, pending_dir=settings.state_path / "pending-runs")
+    runstore.flush_pending()
     session = ExtendedLocalPipelineSession(
         boto_session=boto_session,
         s3_endpoint_url=s3_endpoint,
@@ -93,6 +95,7 @@ def open_target(
         runstore=runstore,
         cache_enabled=cache_enabled,
         on_step_event=on_step_event,
+        core_budget=CoreBudget(settings.state_path / "cores", settings.local_cores or None),
     )
     # Local mode refuses to mount from /root, ~/.config and other sensitive paths, so job
     # folders live under the system temp dir.

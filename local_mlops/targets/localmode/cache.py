@@ -4,7 +4,7 @@ A step whose ``CacheConfig`` is enabled is looked up by a key over its *resolved
 parameter and property substitution), minus the fields SageMaker regenerates per run (job names).
 A hit reuses the earlier successful execution's properties, provided the entry has not outlived
 ``ExpireAfter`` and the artifacts it points to are still in S3. Entries live under
-``_local-mlops/cache/`` so they survive the process (and the emulator, with snapshots).
+``_local-mlops/cache/`` so they survive the process (and the emulator, which persists every write).
 """
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ class ExtendedExecutionStep(_LocalPipelineExecutionStep):
         self.cache_hit: dict | None = None
         self.failure_type: str | None = None
         self.last_failure: Failure | None = None
+        self.waiting = ""  # "waiting for cores (run X holds them)" while its job queues
 
     def _construct_register_model_metadata(self) -> dict:
         return {"RegisterModel": {"Arn": self.properties["ModelPackageArn"]}}
@@ -111,6 +112,7 @@ class ExtendedExecutionStep(_LocalPipelineExecutionStep):
             "LogTail": list(self.log_tail),
             "Metadata": metadata,
             "CacheHitResult": self.cache_hit,
+            "Waiting": self.waiting or None,
         }
 
 
@@ -163,7 +165,10 @@ class ExtendedPipelineExecution(_LocalPipelineExecution):
         try:
             self._runstore.save(self.to_record())
         except Exception as exc:  # noqa: BLE001 - a lost progress write must not fail the run
-            logger.warning("could not save execution %s: %s", self.pipeline_execution_name, exc)
+            # Kept locally (the bucket is gone, the watchdog reports it): no need to shout.
+            kept = getattr(self._runstore, "pending_dir", None) is not None
+            log = logger.info if kept else logger.warning
+            log("could not save execution %s: %s", self.pipeline_execution_name, exc)
 
     def _publish(self, step_name: str, status: str) -> None:
         self._save()
@@ -200,6 +205,11 @@ class ExtendedPipelineExecution(_LocalPipelineExecution):
             "SourcePipelineExecutionArn": entry["source_execution_arn"]
         }
 
+    def mark_step_waiting(self, step_name: str, message: str) -> None:
+        """The step's job queues for cores (``message`` says for whom); "" once it runs."""
+        self.step_execution[step_name].waiting = message
+        self._publish(step_name, "Waiting" if message else "Executing")
+
     def mark_step_retrying(self, step_name: str, delay: float) -> None:
         self._publish(step_name, "Retrying")
         logger.info("retrying step %s in %.1f s", step_name, delay)
@@ -210,6 +220,17 @@ class ExtendedPipelineExecution(_LocalPipelineExecution):
 
     def update_execution_failure(self, step_name: str, failure_message: str) -> None:
         super().update_execution_failure(step_name, failure_message)
+        self._save()
+
+    def fail_everything(self, reason: str) -> None:
+        """The run and any step still executing end Failed with ``reason`` (the emulator died)."""
+        now = dt.datetime.now().timestamp()
+        for step in self.step_execution.values():
+            if step.status in ("Executing", "Starting"):
+                step.status, step.failure_reason, step.end_time = "Failed", reason, now
+        self.status = "Failed"
+        self.failure_reason = reason
+        self.last_modified_time = now
         self._save()
 
 
@@ -237,7 +258,12 @@ class ExtendedPipelineExecutor(LocalPipelineExecutor):
                 execution.mark_step_cached(step.name, entry)
                 execution.update_step_properties(step.name, entry["properties"])
                 return
-        properties = self._run_with_retries(step, record)
+        client = self.sagemaker_session.sagemaker_client
+        client.on_wait = lambda message: execution.mark_step_waiting(step.name, message)
+        try:
+            properties = self._run_with_retries(step, record)
+        finally:
+            client.on_wait = None
         execution.update_step_properties(step.name, properties)
         if cache is not None and key is not None:
             cache.store(
@@ -257,6 +283,8 @@ class ExtendedPipelineExecutor(LocalPipelineExecutor):
             try:
                 return self._step_executor_factory.get(step).execute()
             except StepExecutionException as exc:
+                if getattr(self.sagemaker_session, "emulator_lost", False):
+                    raise  # nothing succeeds without the bucket: no retry
                 failure = getattr(record, "last_failure", None) or Failure(
                     exc.message or "", container_started=True
                 )

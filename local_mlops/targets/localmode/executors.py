@@ -8,6 +8,7 @@ would: DescribeModelPackage and DescribeHyperParameterTuningJob shapes, so that
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -15,6 +16,7 @@ import logging
 import os
 import tarfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -45,6 +47,14 @@ def flatten_metrics(report: Any, prefix: str = "") -> dict[str, float]:
     elif isinstance(report, int | float) and prefix:
         found[prefix] = float(report)
     return found
+
+
+@contextlib.contextmanager
+def _parallel_jobs_reset(client: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        client.parallel_jobs = 1
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -136,7 +146,7 @@ class TuningStepExecutor(_StepExecutor):
             min(
                 int(limits.get("MaxParallelTrainingJobs", 1)),
                 session.max_parallel_trials,
-                os.cpu_count() or 1,
+                session.core_budget.total if session.core_budget else os.cpu_count() or 1,
             ),
         )
         ranges = hp.parse_ranges(config.get("ParameterRanges", {}))
@@ -192,7 +202,11 @@ class TuningStepExecutor(_StepExecutor):
                 summaries.append(summary)
             return summary
 
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="trial") as pool:
+        client.parallel_jobs = parallel  # each trial holds its share of the core budget
+        with (
+            _parallel_jobs_reset(client),
+            ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="trial") as pool,
+        ):
             running: set[Future] = set()
             submitted = 0
             exhausted = False

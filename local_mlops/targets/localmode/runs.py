@@ -2,7 +2,8 @@
 
 ``ExtendedLocalPipeline.start`` builds the extended execution and executor classes (the SDK's
 ``_LocalPipeline.start`` hard-codes its own) and removes the run's containers and temp folders when
-the run ends.
+the run ends. While it runs, a watchdog polls the S3 emulator: if it dies, the run's containers are
+stopped at once and the run fails within seconds, recorded as Failed (see ``watchdog.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from uuid import uuid4
 
 from sagemaker.local.entities import _LocalPipeline
 
+from local_mlops.errors import LocalMlopsError
 from local_mlops.targets.localmode.execution import (
     ExtendedPipelineExecution,
     ExtendedPipelineExecutor,
 )
+from local_mlops.targets.localmode.watchdog import EmulatorWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +50,35 @@ class ExtendedLocalPipeline(_LocalPipeline):
             self._executions[execution_id] = execution
             self.last_modified_time = dt.datetime.now().timestamp()
             logger.info("Starting execution %s of pipeline %s", execution_id, self.pipeline.name)
-            return ExtendedPipelineExecutor(execution, session).execute()
+            return _execute_watched(execution, session)
         finally:
             session.config = previous_config
             cleanup_run(execution_id, run_root)
+
+
+def _execute_watched(execution: ExtendedPipelineExecution, session: Any) -> Any:
+    """Execute; if the S3 emulator dies meanwhile, stop the run's containers and fail fast."""
+    url = getattr(session, "s3_endpoint_url", None)
+    execution_id = execution.pipeline_execution_name
+    if not url:
+        return ExtendedPipelineExecutor(execution, session).execute()
+
+    def lost() -> None:
+        session.emulator_lost = True  # no retries: nothing can succeed without the bucket
+        remove_containers(execution_id)
+
+    session.emulator_lost = False
+    with EmulatorWatchdog(url, lost) as watchdog:
+        result = ExtendedPipelineExecutor(execution, session).execute()
+    if watchdog.lost:
+        reason = f"the S3 emulator at {url} stopped answering during the run"
+        execution.fail_everything(reason)
+        raise LocalMlopsError(
+            f"{reason}; run {execution_id} is recorded as Failed "
+            "(what finished steps wrote is kept on disk)",
+            "local-mlops up, then run again",
+        )
+    return result
 
 
 def _run_root(session: Any, execution_id: str) -> str:
@@ -75,6 +103,12 @@ def _run_config(config: dict | None, run_root: str, execution_id: str) -> dict:
 
 def cleanup_run(execution_id: str, run_root: str) -> None:
     """Remove the containers (by label) and temp folders one run created; leave others alone."""
+    remove_containers(execution_id)
+    shutil.rmtree(run_root, ignore_errors=True)
+
+
+def remove_containers(execution_id: str) -> None:
+    """Remove (killing if running) the containers of one execution, found by label."""
     try:
         ids = subprocess.run(
             ["docker", "ps", "-aq", "--filter", f"label={EXECUTION_LABEL}={execution_id}"],
@@ -89,4 +123,3 @@ def cleanup_run(execution_id: str, run_root: str) -> None:
             )
     except (OSError, subprocess.SubprocessError) as exc:
         logger.warning("could not remove the containers of execution %s: %s", execution_id, exc)
-    shutil.rmtree(run_root, ignore_errors=True)
