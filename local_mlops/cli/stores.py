@@ -7,11 +7,17 @@ from contextlib import contextmanager
 
 from local_mlops.cli.common import say
 from local_mlops.config import Settings
+from local_mlops.devenv import orphans, processes
 from local_mlops.devenv.emulator import s3_endpoint
 from local_mlops.targets import Target, open_target
 
 
 @contextmanager
 def opened_target(settings: Settings) -> Iterator[Target]:
+    """The target with its stores; locally, what a killed command left is reconciled first."""
     with s3_endpoint(settings, announce=say) as endpoint:
-        yield open_target(settings, endpoint.url)
+        target = open_target(settings, endpoint.url)
+        if target.is_local:
+            for line in orphans.reconcile(processes.project_of(settings), target.runs).messages():
+                say(line)
+        yield target

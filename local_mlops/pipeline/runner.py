@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from local_mlops.config import Settings
+from local_mlops.devenv import orphans, processes
 from local_mlops.devenv.emulator import s3_endpoint
 from local_mlops.errors import brief_error
 from local_mlops.pipeline import datasets, graph, weights
@@ -97,11 +98,16 @@ def run(
         target = open_target(
             settings, endpoint.url, cache_enabled=options.cache, on_step_event=on_step_event
         )
+        if target.is_local:
+            for line in orphans.reconcile(processes.project_of(settings), target.runs).messages():
+                say(line)
         if target.prepare_image is not None:
             target.prepare_image(say)
         pipeline = build_for(settings, target, options)
         pipeline.upsert(role_arn=target.role_arn)
-        execution = pipeline.start(parameters={"InputData": input_uri, **options.parameters})
+        # Ctrl-C or SIGTERM: the local run stops its containers and records itself as Stopped.
+        with processes.stop_on_signals():
+            execution = pipeline.start(parameters={"InputData": input_uri, **options.parameters})
         if not target.is_local:
             steps = _follow(target, execution, [s.name for s in pipeline.steps], say, on_step_event)
             return _result(settings, target, execution, started, steps)

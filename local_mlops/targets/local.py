@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 from local_mlops.config import Settings
-from local_mlops.devenv import dockerhost
+from local_mlops.devenv import dockerhost, processes
 from local_mlops.s3 import FAKE_CREDENTIALS, s3_client
 from local_mlops.targets.base import LOCAL_INSTANCE_TYPE, Target
 
@@ -39,11 +36,11 @@ def local_target(
         runstore=runstore,
         cache_enabled=cache_enabled,
         on_step_event=on_step_event,
+        project=processes.project_of(settings),
     )
     # Local mode refuses to mount from /root, ~/.config and other sensitive paths, so job
     # folders live under the system temp dir.
-    container_root = Path(tempfile.gettempdir()) / f"local-mlops-{os.getuid()}"
-    container_root.mkdir(parents=True, exist_ok=True)
+    container_root = processes.work_root()
     session.config = {"local": {"local_code": True, "container_root": str(container_root)}}
     return Target(
         name="local",

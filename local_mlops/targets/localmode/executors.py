@@ -192,7 +192,8 @@ class TuningStepExecutor(_StepExecutor):
                 summaries.append(summary)
             return summary
 
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="trial") as pool:
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="trial")
+        try:
             running: set[Future] = set()
             submitted = 0
             exhausted = False
@@ -210,6 +211,12 @@ class TuningStepExecutor(_StepExecutor):
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     future.result()  # surface programming errors, not trial failures
+        except BaseException:
+            # Stopping (Ctrl-C): do not wait for the running trials; removing the run's
+            # containers ends them.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
         scored = [s for s in summaries if "FinalHyperParameterTuningJobObjectiveMetric" in s]
         if not scored:
