@@ -70,7 +70,9 @@ def test_requests_name_their_images_and_inputs_not_outputs() -> None:
     assert request_inputs(PROCESSING) == ["s3://b/datasets/flowers/shards/"]
     assert request_images(TRAINING) == ["img:1"]
     assert request_inputs(TRAINING) == ["s3://b/split/train"]
-    tuning = {"TrainingJobDefinition": {k: v for k, v in TRAINING.items() if k != "HyperParameters"}}
+    tuning = {
+        "TrainingJobDefinition": {k: v for k, v in TRAINING.items() if k != "HyperParameters"}
+    }
     assert request_images(tuning) == ["img:1"]
     assert request_inputs(tuning) == ["s3://b/split/train"]
 
