@@ -176,3 +176,37 @@ def test_source_fingerprint_sees_a_class_added_on_disk(tmp_path: Path) -> None:
     (tmp_path / "yellow").mkdir()
     (tmp_path / "yellow" / "1.png").write_bytes(b"yellow")
     assert source_fingerprint("imagefolder", tmp_path, "sha256:img") != first
+
+
+def test_runs_describe_shows_why_each_step_was_or_was_not_cached(
+    s3: Any, bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from local_mlops.cli.app import app
+    from local_mlops.stores.runstore import RunStore
+
+    reason = f"image img:1 changed (sha256:{'a' * 12} -> sha256:{'b' * 12}) since execution abc"
+    RunStore(s3, bucket).save(
+        {
+            "PipelineExecutionArn": "arn:aws:sagemaker:us-east-1:0:pipeline/p/execution/def",
+            "ExecutionId": "def",
+            "Status": "Succeeded",
+            "Steps": [
+                {"StepName": "Train", "StepStatus": "Succeeded", "Cache": {"Reason": reason}},
+                {
+                    "StepName": "Evaluate",
+                    "StepStatus": "Succeeded",
+                    "CacheHitResult": {"SourcePipelineExecutionArn": "x/abc"},
+                    "Cache": {"Hit": True, "Reason": "cache hit from execution abc"},
+                },
+            ],
+        }
+    )
+    monkeypatch.setenv("LOCAL_MLOPS_S3_ENDPOINT", moto_endpoint)
+    monkeypatch.setenv("LOCAL_MLOPS_BUCKET", bucket)
+    monkeypatch.setenv("COLUMNS", "250")
+    result = CliRunner().invoke(app, ["runs", "describe", "def"])
+    assert result.exit_code == 0, result.output
+    assert reason in result.output
+    assert "cache hit from execution abc" in result.output
