@@ -128,11 +128,15 @@ class StopRequested(KeyboardInterrupt):
         self.execution_id: str | None = None
 
 
-_received: list[str] = []
+_received: list[StopRequested] = []
 
 
-def stop_requested() -> str | None:
-    """The signal received inside the current ``stop_on_signals`` block, if any."""
+def stop_requested() -> StopRequested | None:
+    """The stop raised inside the current ``stop_on_signals`` block, if any.
+
+    The SDK's telemetry decorator around ``Pipeline.start`` returns from a ``finally`` and so
+    swallows a KeyboardInterrupt (returning None): callers re-raise this one after the call.
+    """
     return _received[-1] if _received else None
 
 
@@ -148,9 +152,9 @@ def stop_on_signals() -> Iterator[None]:
         return
 
     def handler(signum: int, _frame: Any) -> None:
-        name = signal.Signals(signum).name
-        _received.append(name)
-        raise StopRequested(name)
+        stop = StopRequested(signal.Signals(signum).name)
+        _received.append(stop)
+        raise stop
 
     _received.clear()
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

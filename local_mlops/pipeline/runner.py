@@ -113,6 +113,9 @@ def run(
         # Ctrl-C or SIGTERM: the local run stops its containers and records itself as Stopped.
         with processes.stop_on_signals():
             execution = pipeline.start(parameters={"InputData": input_uri, **options.parameters})
+            stopped = processes.stop_requested()  # the SDK's start() swallows the interrupt
+            if stopped is not None:
+                raise stopped
         if not target.is_local:
             steps = _follow(target, execution, [s.name for s in pipeline.steps], say, on_step_event)
             return _result(settings, target, execution, started, steps)

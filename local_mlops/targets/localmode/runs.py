@@ -62,8 +62,8 @@ class ExtendedLocalPipeline(_LocalPipeline):
             ExtendedPipelineExecutor(execution, session).execute()
             # A signal can be swallowed on the way (an SDK cleanup that raised instead).
             stopped = stop_requested()
-            if stopped and execution.status != "Succeeded":
-                raise StopRequested(stopped)
+            if stopped is not None and execution.status != "Succeeded":
+                raise stopped
             return execution
         except KeyboardInterrupt as stop:
             name = getattr(stop, "signal_name", "SIGINT")

@@ -23,6 +23,7 @@ from local_mlops.devenv.processes import (
     claim_folder,
     folder_owner,
     stop_on_signals,
+    stop_requested,
 )
 from local_mlops.stores.runstore import RunStore
 
@@ -106,6 +107,18 @@ def test_stop_on_signals_turns_sigterm_into_stop_requested() -> None:
         signal.raise_signal(signal.SIGTERM)
     assert raised.value.signal_name == "SIGTERM"
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+    def swallowing() -> None:  # as the SDK's telemetry decorator around Pipeline.start does
+        try:
+            signal.raise_signal(signal.SIGINT)
+        finally:
+            return  # noqa: B012
+
+    with stop_on_signals():
+        swallowing()
+        stopped = stop_requested()
+        assert stopped is not None and stopped.signal_name == "SIGINT"
+    assert stop_requested() is None
 
 
 def test_run_stopped_by_a_signal_says_so_and_exits_128_plus_signal(
