@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -16,7 +18,8 @@ from local_mlops.cli.common import (
     say,
     settings_from,
 )
-from local_mlops.devenv import compose, dockerhost, doctor, image
+from local_mlops.config import Settings
+from local_mlops.devenv import compose, dockerhost, doctor, emulator, image, orphans, processes
 
 STATUS_STYLE = {doctor.OK: "green", doctor.WARN: "yellow", doctor.FAIL: "red"}
 
@@ -46,19 +49,22 @@ def down(ctx: typer.Context) -> None:
 def status(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=JSON_HELP)
 ) -> None:
-    """Show what runs and where: emulator, image, endpoints.
+    """Show what runs and where: emulator, image, runs and their job containers.
 
-    Example: local-mlops status --json
+    What a killed command left (runs still saying Executing, containers, temp folders) is
+    reconciled first. Example: local-mlops status --json
     """
     settings = settings_from(ctx)
     services = compose.status(settings)
     docker_up = dockerhost.docker_available()
     image_ok = docker_up and dockerhost.image_exists(settings.image_uri)
+    running = _running(settings)
     data = {
         "docker": docker_up,
         "image": {"uri": settings.image_uri, "present": image_ok},
         "services": [s.__dict__ for s in services],
         "bucket": f"s3://{settings.bucket}",
+        **running,
     }
     if as_json:
         print_json(data)
@@ -70,7 +76,40 @@ def status(
         table.add_row("s3-emulator", "not running", "(`local-mlops up`; else embedded per command)")
     table.add_row("runtime image", "present" if image_ok else "missing", settings.image_uri)
     table.add_row("docker", "running" if docker_up else "not reachable", "")
+    for run in running["runs"]:
+        table.add_row(f"run {run['execution']}", run["status"], f"pid {run['pid']}")
+    for container in running["containers"]:
+        table.add_row(f"container {container['name']}", container["state"], container["owner"])
     out.print(table)
+
+
+def _running(settings: Settings) -> dict[str, Any]:
+    """The project's runs in progress and its containers, after reconciling what was left."""
+    from local_mlops.s3 import s3_client
+    from local_mlops.stores.runstore import RunStore
+
+    project = processes.project_of(settings)
+    url = emulator.running_endpoint(settings)
+    runstore = RunStore(s3_client(settings, url), settings.bucket) if url else None
+    for line in orphans.reconcile(project, runstore).messages():
+        say(line)
+    runs = []
+    for execution_id in runstore.running_ids() if runstore else []:
+        record = runstore.get(execution_id) if runstore else {}
+        owner = record.get("Owner") or {}
+        runs.append(
+            {"execution": execution_id, "status": record.get("Status"), "pid": owner.get("Pid")}
+        )
+    containers = [
+        {
+            "name": c.name,
+            "state": c.state,
+            "execution": c.execution,
+            "owner": f"pid {c.owner.pid}" if c.owner else "",
+        }
+        for c in orphans.project_containers(project)
+    ]
+    return {"runs": runs, "containers": containers}
 
 
 def doctor_cmd(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.live import Live
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 STYLE = {
     "Succeeded": "green",
     "Failed": "red",
+    "Stopped": "red",
     "Executing": "yellow",
     "Retrying": "yellow",
     "Waiting": "magenta",
@@ -46,7 +48,7 @@ class StepBoard:
             row = self.rows.setdefault(step, {"status": "Pending"})
             if status == "Executing" and "started" not in row:
                 row["started"] = time.monotonic()
-            if status in ("Succeeded", "Failed"):
+            if status in ("Succeeded", "Failed", "Stopped"):
                 row["ended"] = time.monotonic()
             row["status"] = status
             row["cached"] = bool(record.get("CacheHitResult"))
@@ -114,6 +116,20 @@ def _print_failure(result: runner.RunResult) -> None:
                     markup=False,
                     style="dim",
                 )
+
+
+def _report_stopped(stop: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C or SIGTERM: one line saying what happened, exit 128 + the signal number."""
+    name = getattr(stop, "signal_name", "SIGINT")
+    execution = getattr(stop, "execution_id", None)
+    where = (
+        f"; its containers are removed and its record says Stopped "
+        f"(`local-mlops runs describe {execution}`)"
+        if execution
+        else ""
+    )
+    err.print(f"\n[bold red]stopped:[/bold red] the run was stopped by {name}{where}")
+    raise typer.Exit(128 + int(getattr(signal, name, signal.SIGINT)))
 
 
 def run(
@@ -198,13 +214,16 @@ def run(
     log_path = settings.state_path / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     live = Live(board, console=err, refresh_per_second=4, transient=False, redirect_stdout=False)
-    with log_path.open("w") as log, contextlib.redirect_stdout(log), live:
-        result = runner.run(
-            settings,
-            options,
-            say=lambda m: err.print(f"[cyan]›[/cyan] {m}"),
-            on_step_event=board.event,
-        )
+    try:
+        with log_path.open("w") as log, contextlib.redirect_stdout(log), live:
+            result = runner.run(
+                settings,
+                options,
+                say=lambda m: err.print(f"[cyan]›[/cyan] {m}"),
+                on_step_event=board.event,
+            )
+    except KeyboardInterrupt as stop:
+        _report_stopped(stop)
     err.print(f"\n[dim]container logs: {log_path}[/dim]")
     if as_json:
         print_json(result.as_dict())

@@ -84,7 +84,8 @@ def describe(
     profile: str | None = profile_option(),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Show one execution: parameters, each step's status, duration and failure.
+    """Show one execution: each step's status, duration, failure, and why it was or was not
+    served from the cache.
 
     Example: local-mlops runs describe 3d59f68bc52c
     """
@@ -98,15 +99,23 @@ def describe(
         f"[bold]{record['ExecutionId']}[/bold]  {record.get('Status')}  "
         f"{record.get('FailureReason') or ''}"
     )
-    table = Table("step", "type", "status", "duration", "attempts", "note")
+    table = Table("step", "type", "status", "duration", "attempts", "cache", "note")
     for step in record.get("Steps", []):
-        note = "cached" if step.get("CacheHitResult") else step.get("FailureReason") or ""
         table.add_row(
             step.get("StepName", ""),
             step.get("StepType", ""),
             step.get("StepStatus", ""),
             _duration(step.get("StartTime"), step.get("EndTime")),
             str(step.get("Attempts", "")),
-            str(note)[:120],
+            cache_note(step),
+            str(step.get("FailureReason") or "")[:120],
         )
     out.print(table)
+
+
+def cache_note(step: dict) -> str:
+    """Why the step was or was not served from the cache (records before reasons: hit or blank)."""
+    decision = step.get("Cache") or {}
+    if decision.get("Reason"):
+        return str(decision["Reason"])
+    return "cache hit" if step.get("CacheHitResult") else ""

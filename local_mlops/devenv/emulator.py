@@ -235,6 +235,12 @@ def running_embedded(settings: Settings) -> str:
     return url if url and is_reachable(url) else ""
 
 
+def running_endpoint(settings: Settings) -> str | None:
+    """The configured or dev environment endpoint if it answers; never starts an embedded one."""
+    url = settings.s3_endpoint or devenv_url(settings)
+    return url if url and is_reachable(url) else None
+
+
 @contextlib.contextmanager
 def s3_endpoint(settings: Settings, announce: Any = None) -> Iterator[Endpoint]:
     """The S3 endpoint for a command, starting an embedded emulator when nothing else is there."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from local_mlops.config import Settings
+from local_mlops.devenv import processes
 from local_mlops.devenv.emulator import s3_endpoint
 from local_mlops.pipeline import datasets, weights
 from local_mlops.targets import Target, open_target
@@ -102,10 +103,16 @@ def run(
         target = open_target(
             settings, endpoint.url, cache_enabled=options.cache, on_step_event=on_step_event
         )
+        target.reconcile(say)
         if target.prepare_image is not None:
             target.prepare_image(say)
         pipeline = build_for(settings, target, options)
-        execution = target.start(pipeline, {"InputData": input_uri, **options.parameters})
+        # Ctrl-C or SIGTERM: a local run stops its containers and records itself as Stopped.
+        with processes.stop_on_signals():
+            execution = target.start(pipeline, {"InputData": input_uri, **options.parameters})
+            stopped = processes.stop_requested()  # the SDK's start() swallows the interrupt
+            if stopped is not None:
+                raise stopped
         steps = target.wait(execution, [s.name for s in pipeline.steps], say, on_step_event)
         return _result(settings, target, execution, started, steps)
 

@@ -110,6 +110,9 @@ class Target:
             raise RuntimeError(f"the {self.name} target was opened without its stores")
         return self.runstore
 
+    def reconcile(self, say: Say) -> None:
+        """Settle what killed commands left behind (local: orphaned runs and containers)."""
+
     def start(self, pipeline: Any, parameters: dict[str, Any]) -> Any:
         """Upsert the pipeline and start an execution."""
         pipeline.upsert(role_arn=self.role_arn, tags=self.upsert_tags)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from local_mlops.config import Settings
-from local_mlops.devenv import dockerhost
+from local_mlops.devenv import dockerhost, processes
 from local_mlops.pipeline import steps as pipeline_steps
 from local_mlops.s3 import s3_client
 from local_mlops.targets import reports
@@ -25,6 +22,13 @@ from local_mlops.targets.base import (
 
 class LocalTarget(Target):
     """Local mode's ``start()`` returns when the execution is over; its records are in the bucket."""
+
+    def reconcile(self, say: Say) -> None:
+        from local_mlops.devenv import orphans
+
+        project = getattr(self.session, "project", "")
+        for line in orphans.reconcile(project, self.runs).messages():
+            say(line)
 
     def wait(
         self, execution: Any, step_names: list[str], say: Say, on_step_event: StepEvent | None
@@ -96,11 +100,11 @@ def open_target(
         cache_enabled=cache_enabled,
         on_step_event=on_step_event,
         core_budget=CoreBudget(settings.state_path / "cores", settings.local_cores or None),
+        project=processes.project_of(settings),
     )
     # Local mode refuses to mount from /root, ~/.config and other sensitive paths, so job
     # folders live under the system temp dir.
-    container_root = Path(tempfile.gettempdir()) / f"local-mlops-{os.getuid()}"
-    container_root.mkdir(parents=True, exist_ok=True)
+    container_root = processes.work_root()
     session.config = {"local": {"local_code": True, "container_root": str(container_root)}}
     return LocalTarget(
         name="local",

@@ -8,7 +8,6 @@ would: DescribeModelPackage and DescribeHyperParameterTuningJob shapes, so that
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
 import json
@@ -16,7 +15,6 @@ import logging
 import os
 import tarfile
 import threading
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -47,14 +45,6 @@ def flatten_metrics(report: Any, prefix: str = "") -> dict[str, float]:
     elif isinstance(report, int | float) and prefix:
         found[prefix] = float(report)
     return found
-
-
-@contextlib.contextmanager
-def _parallel_jobs_reset(client: Any) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        client.parallel_jobs = 1
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -203,10 +193,8 @@ class TuningStepExecutor(_StepExecutor):
             return summary
 
         client.parallel_jobs = parallel  # each trial holds its share of the core budget
-        with (
-            _parallel_jobs_reset(client),
-            ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="trial") as pool,
-        ):
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="trial")
+        try:
             running: set[Future] = set()
             submitted = 0
             exhausted = False
@@ -224,6 +212,14 @@ class TuningStepExecutor(_StepExecutor):
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     future.result()  # surface programming errors, not trial failures
+        except BaseException:
+            # Stopping (Ctrl-C): do not wait for the running trials; removing the run's
+            # containers ends them.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            client.parallel_jobs = 1
+        pool.shutdown(wait=True)
 
         scored = [s for s in summaries if "FinalHyperParameterTuningJobObjectiveMetric" in s]
         if not scored:

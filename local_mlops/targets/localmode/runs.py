@@ -1,9 +1,12 @@
-"""One local pipeline execution: its own temp root, a label on its containers, cleanup after.
+"""One local pipeline execution: its own temp root, labels on its containers, cleanup after.
 
 ``ExtendedLocalPipeline.start`` builds the extended execution and executor classes (the SDK's
 ``_LocalPipeline.start`` hard-codes its own) and removes the run's containers and temp folders when
 the run ends. While it runs, a watchdog polls the S3 emulator: if it dies, the run's containers are
 stopped at once and the run fails within seconds, recorded as Failed (see ``watchdog.py``).
+SIGINT/SIGTERM (as ``StopRequested``, see ``devenv/processes.py``) end the run as Stopped; a run
+whose process is killed outright is reconciled by the next command (``devenv/orphans.py``) through
+the same labels and the temp root's ``owner.json``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,19 @@ import os
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 from sagemaker.local.entities import _LocalPipeline
 
+from local_mlops.devenv.processes import (
+    EXECUTION_LABEL,
+    StopRequested,
+    claim_folder,
+    container_labels,
+    stop_requested,
+)
 from local_mlops.errors import LocalMlopsError
 from local_mlops.targets.localmode.execution import (
     ExtendedPipelineExecution,
@@ -28,7 +39,7 @@ from local_mlops.targets.localmode.watchdog import EmulatorWatchdog
 
 logger = logging.getLogger(__name__)
 
-EXECUTION_LABEL = "local-mlops.execution"
+__all__ = ["EXECUTION_LABEL", "ExtendedLocalPipeline", "cleanup_run", "remove_containers"]
 
 
 class ExtendedLocalPipeline(_LocalPipeline):
@@ -37,9 +48,11 @@ class ExtendedLocalPipeline(_LocalPipeline):
     def start(self, **kwargs: Any) -> ExtendedPipelineExecution:  # type: ignore[override]
         session = self.local_session
         execution_id = uuid4().hex[:12]
-        run_root = _run_root(session, execution_id)
+        project = getattr(session, "project", "")
+        run_root = _run_root(session, execution_id, project)
         previous_config = session.config
-        session.config = _run_config(previous_config, run_root, execution_id)
+        session.config = _run_config(previous_config, run_root, execution_id, project)
+        execution: ExtendedPipelineExecution | None = None
         try:
             execution = ExtendedPipelineExecution(
                 execution_id=execution_id,
@@ -50,7 +63,19 @@ class ExtendedLocalPipeline(_LocalPipeline):
             self._executions[execution_id] = execution
             self.last_modified_time = dt.datetime.now().timestamp()
             logger.info("Starting execution %s of pipeline %s", execution_id, self.pipeline.name)
-            return _execute_watched(execution, session)
+            _execute_watched(execution, session)
+            # A signal can be swallowed on the way (an SDK cleanup that raised instead).
+            stopped = stop_requested()
+            if stopped is not None and execution.status != "Succeeded":
+                raise stopped
+            return execution
+        except KeyboardInterrupt as stop:
+            name = getattr(stop, "signal_name", "SIGINT")
+            if execution is not None:
+                execution.mark_stopped(f"stopped by {name}")
+            if isinstance(stop, StopRequested):
+                stop.execution_id = execution_id
+            raise
         finally:
             session.config = previous_config
             cleanup_run(execution_id, run_root)
@@ -81,20 +106,20 @@ def _execute_watched(execution: ExtendedPipelineExecution, session: Any) -> Any:
     return result
 
 
-def _run_root(session: Any, execution_id: str) -> str:
+def _run_root(session: Any, execution_id: str, project: str) -> str:
     configured = ((session.config or {}).get("local") or {}).get("container_root")
     parent = os.path.abspath(configured) if configured else tempfile.gettempdir()
     root = os.path.join(parent, f"local-mlops-run-{execution_id}")
-    os.makedirs(root, exist_ok=True)
+    claim_folder(Path(root), project, Execution=execution_id)
     return root
 
 
-def _run_config(config: dict | None, run_root: str, execution_id: str) -> dict:
-    """The session's local config for one run: its own temp root and a label on its containers."""
+def _run_config(config: dict | None, run_root: str, execution_id: str, project: str) -> dict:
+    """The session's local config for one run: its own temp root and labels on its containers."""
     local = dict((config or {}).get("local") or {})
     container_config = dict(local.get("container_config") or {})
     labels = dict(container_config.get("labels") or {})
-    labels[EXECUTION_LABEL] = execution_id
+    labels.update(container_labels(project, execution_id))
     container_config["labels"] = labels
     local["container_config"] = container_config
     local["container_root"] = run_root

@@ -71,7 +71,10 @@ class ExtendedLocalPipelineSession(TelemetryOptOut, LocalPipelineSession):
         account_id: str = "000000000000",
         disable_local_code: bool = False,
         default_bucket_prefix: str | None = None,
+        project: str = "",
     ) -> None:
+        # The value of the project label on every container the session starts (the state dir).
+        self.project = project
         self.cache_enabled = cache_enabled
         self.max_parallel_trials = max(1, max_parallel_trials)
         self.on_step_event = on_step_event
