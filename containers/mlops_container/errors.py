@@ -12,6 +12,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .privileges import drop_root
+
 USER_ERROR_EXIT = 2
 UNEXPECTED_ERROR_EXIT = 1
 
@@ -41,6 +43,7 @@ def run_entrypoint(
 ) -> int:
     """Run ``job(argv)`` under the failure contract and return the process exit code."""
     try:
+        drop_root()
         job(argv)
     except UserError as error:
         write_reason(reason_file, str(error))

@@ -22,6 +22,7 @@ from local_mlops.s3 import object_exists, s3_client, upload_tree
 KINDS = ("digits", "cifar10", "imagefolder", "unlabeled")
 MANIFEST = "manifest.jsonl"
 SHARDS = "shards"
+SKIPPED = "skipped: "  # the importer's line for each image --skip-bad-images left out
 
 
 def dataset_uri(settings: Settings, name: str) -> str:
@@ -34,6 +35,13 @@ def exists(settings: Settings, endpoint: str, name: str) -> bool:
     return object_exists(s3_client(settings, endpoint), settings.bucket, key)
 
 
+def _user_paths(text: str, mounts: dict[str, str]) -> str:
+    """Say the user's paths where the importer's output names its container paths."""
+    for inside, outside in mounts.items():
+        text = text.replace(inside, outside)
+    return text
+
+
 def run_importer(
     settings: Settings,
     kind: str,
@@ -42,10 +50,15 @@ def run_importer(
     source: Path | None = None,
     per_class: int | None = None,
     labels: Path | None = None,
-) -> str:
-    """Run ``mlops_container.importer`` in the runtime image; returns its summary line."""
+    skip_bad_images: bool = False,
+) -> list[str]:
+    """Run ``mlops_container.importer`` in the runtime image; returns its output lines."""
     if kind not in KINDS:
         raise LocalMlopsError(f"unknown dataset {kind!r}", f"use one of: {', '.join(KINDS)}")
+    if source is not None and not source.exists():
+        raise LocalMlopsError(
+            f"{source} does not exist", "pass an existing file or folder to --data"
+        )
     if not dockerhost.image_exists(settings.image_uri):
         raise LocalMlopsError(
             f"the runtime image {settings.image_uri} is not built", "local-mlops build"
@@ -53,24 +66,28 @@ def run_importer(
     argv = ["docker", "run", "--rm", "--user", f"{os.getuid()}:{os.getgid()}"]
     argv += ["-v", f"{output}:/data/output"]
     args = ["--dataset", kind, "--output", "/data/output", "--base-uri", base_uri]
+    mounts: dict[str, str] = {}
     if source is not None:
-        if not source.exists():
-            raise LocalMlopsError(
-                f"{source} does not exist", "pass an existing file or folder to --data"
-            )
-        argv += ["-v", f"{source.resolve()}:/data/source/{source.name}:ro"]
-        args += ["--source", f"/data/source/{source.name}"]
+        inside = f"/data/source/{source.name}"
+        argv += ["-v", f"{source.resolve()}:{inside}:ro"]
+        args += ["--source", inside]
+        mounts[inside] = str(source)
     if labels is not None:
-        argv += ["-v", f"{labels.resolve()}:/data/labels/{labels.name}:ro"]
-        args += ["--labels", f"/data/labels/{labels.name}"]
+        inside = f"/data/labels/{labels.name}"
+        argv += ["-v", f"{labels.resolve()}:{inside}:ro"]
+        args += ["--labels", inside]
+        mounts[inside] = str(labels)
     if per_class:
         args += ["--per-class", str(per_class)]
+    if skip_bad_images:
+        args.append("--skip-bad-images")
     argv += [settings.image_uri, "python3", "-m", "mlops_container.importer", *args]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         reason = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
-        raise LocalMlopsError(f"the import failed: {reason[0]}")
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+        text = _user_paths(reason[0], mounts).removeprefix("error: ")
+        raise LocalMlopsError(f"the import failed: {text}")
+    return [_user_paths(line, mounts) for line in done.stdout.strip().splitlines()]
 
 
 def pack_shard(folder: Path) -> Path:
@@ -101,21 +118,33 @@ def import_dataset(
     per_class: int | None = None,
     labels: Path | None = None,
     say: Any = print,
+    skip_bad_images: bool = False,
 ) -> str:
     """Import a dataset into the bucket; returns its S3 URI."""
     name = name or kind
     uri = dataset_uri(settings, name)
     with tempfile.TemporaryDirectory(prefix="local-mlops-import-") as tmp:
         out = Path(tmp)
-        summary = run_importer(settings, kind, out, uri, source, per_class, labels)
+        lines = run_importer(
+            settings, kind, out, uri, source, per_class, labels, skip_bad_images=skip_bad_images
+        )
         pack_shard(out)
         count = upload_folder(settings, endpoint, out, f"datasets/{name}")
+    for line in lines:
+        if line.startswith(SKIPPED):
+            say(f"Skipped an unreadable image: {line.removeprefix(SKIPPED)}")
+    summary = lines[-1] if lines else ""
     say(f"Imported {kind} into {uri} ({count} files). {summary}")
     return uri
 
 
 def resolve_input(
-    settings: Settings, endpoint: str, kind: str, data: str | None, say: Any = print
+    settings: Settings,
+    endpoint: str,
+    kind: str,
+    data: str | None,
+    say: Any = print,
+    skip_bad_images: bool = False,
 ) -> str:
     """The InputData URI for a run: an S3 URI as given, else an import (reused when present)."""
     if data and data.startswith("s3://"):
@@ -123,7 +152,9 @@ def resolve_input(
     if data:
         source = Path(data).expanduser()
         name = f"{kind}-{source.stem.split('.')[0]}"
-        return import_dataset(settings, endpoint, kind, name, source, say=say)
+        return import_dataset(
+            settings, endpoint, kind, name, source, say=say, skip_bad_images=skip_bad_images
+        )
     if exists(settings, endpoint, kind):
         return dataset_uri(settings, kind)
     if kind not in ("digits", "cifar10"):

@@ -1,0 +1,100 @@
+"""Run the job's code as an unprivileged user, while the folders SageMaker mounts stay writable.
+
+SageMaker starts the container as root and mounts ``/opt/ml/...`` folders owned by root (on the
+cloud) or by whoever runs the SDK (local mode, which mounts host temp folders). A process that
+starts as another user cannot write its model, outputs or failure reason into them. So the image
+starts as root, and each entry point, before reading any input, hands the writable folders to
+the unprivileged user and drops root for good:
+
+- to the owner of the mounted folders when that is not root (local mode run by a user: the files
+  the job writes stay theirs, and the SDK can clean them up);
+- else to the image's own user (``$MLOPS_RUN_AS``, ``mlops`` in the Dockerfile).
+
+Outside the image (``$MLOPS_RUN_AS`` unset, e.g. unit tests) or when already unprivileged
+(``docker run --user``) nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Iterable
+from pathlib import Path
+
+from . import contract
+
+
+def _mount_points(mountinfo: Path = Path("/proc/self/mountinfo")) -> dict[Path, bool]:
+    """Mount point -> writable, from the kernel's table (field 5 the point, 6 its options)."""
+    found: dict[Path, bool] = {}
+    try:
+        lines = mountinfo.read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 5:
+            point = Path(fields[4].replace("\\040", " "))
+            found[point] = "rw" in fields[5].split(",")
+    return found
+
+
+def _under(path: Path, roots: Iterable[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def _target_user(
+    mounts: dict[Path, bool], roots: list[Path], fallback: str
+) -> tuple[int, int, str]:
+    """(uid, gid, home) to run as: a non-root owner of a writable mount, else ``fallback``."""
+    for point, writable in sorted(mounts.items()):
+        if writable and _under(point, roots) and point.exists():
+            stat = point.stat()
+            if stat.st_uid != 0:
+                try:
+                    home = pwd.getpwuid(stat.st_uid).pw_dir
+                except KeyError:
+                    home = "/tmp"
+                return stat.st_uid, stat.st_gid, home
+    user = pwd.getpwnam(fallback)
+    return user.pw_uid, user.pw_gid, user.pw_dir
+
+
+def hand_over(
+    roots: list[Path], skip: list[Path], read_only: list[Path], uid: int, gid: int
+) -> int:
+    """Give root-owned folders and files under ``roots`` to uid:gid; returns how many changed.
+
+    ``skip`` (the training data channels, possibly large and only read) and read-only mounts are
+    not walked.
+    """
+    changed = 0
+    for root in roots:
+        if not root.exists() or _under(root, read_only):
+            continue
+        for folder, dirs, files in os.walk(root):
+            here = Path(folder)
+            dirs[:] = [d for d in dirs if not _under(here / d, [*skip, *read_only])]
+            for path in [here, *(here / name for name in files)]:
+                if not path.is_symlink() and path.lstat().st_uid == 0:
+                    os.chown(path, uid, gid)
+                    changed += 1
+    return changed
+
+
+def drop_root() -> None:
+    """Hand the writable contract folders to the job's user and continue as that user."""
+    run_as = os.environ.get(contract.RUN_AS_ENV, "")
+    if not run_as or os.geteuid() != 0:
+        return
+    base = contract.base_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    roots = [base, contract.checkpoint_dir()]
+    mounts = _mount_points()
+    read_only = [point for point, writable in mounts.items() if not writable]
+    uid, gid, home = _target_user(mounts, roots, run_as)
+    hand_over(roots, [contract.path(contract.INPUT_DATA_PATH)], read_only, uid, gid)
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    os.environ["HOME"] = home
