@@ -19,6 +19,8 @@ TORCH_HOME_ENV = "TORCH_HOME"
 RUN_AS_ENV = "MLOPS_RUN_AS"  # set by the image: the user its entry points drop root to
 
 DEFAULT_BASE_DIR = "/opt/ml"
+# Commands the CLI starts with `docker run` (importer, `data validate`) get their folders here.
+COMMAND_MOUNT_DIR = "/data"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_MB = 6
 

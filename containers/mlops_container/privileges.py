@@ -82,15 +82,21 @@ def hand_over(
     return changed
 
 
+def _job_folders() -> list[Path]:
+    """Where jobs write: the base dir, the checkpoint dir, and the folder under which commands
+    started by ``docker run`` get their paths mounted (``/data``: the importer's ``--output``,
+    ``data validate``'s report)."""
+    return [contract.base_dir(), contract.checkpoint_dir(), Path(contract.COMMAND_MOUNT_DIR)]
+
+
 def drop_root() -> None:
-    """Hand the writable contract folders to the job's user and continue as that user."""
+    """Hand the writable job folders to the job's user and continue as that user."""
     run_as = os.environ.get(contract.RUN_AS_ENV, "")
     if not run_as or os.geteuid() != 0:
         return
-    base = contract.base_dir()
-    base.mkdir(parents=True, exist_ok=True)
-    roots = [base, contract.checkpoint_dir()]
+    contract.base_dir().mkdir(parents=True, exist_ok=True)
     mounts = _mount_points()
+    roots = _job_folders()
     read_only = [point for point, writable in mounts.items() if not writable]
     uid, gid, home = _target_user(mounts, roots, run_as)
     hand_over(roots, [contract.path(contract.INPUT_DATA_PATH)], read_only, uid, gid)
