@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import typing
 from dataclasses import fields
@@ -36,13 +37,21 @@ def test_both_sides_allow_the_same_names_types_ranges_and_choices() -> None:
 
 
 def test_the_tuning_ranges_lie_inside_the_allowed_values() -> None:
-    settings = load_settings(environ={})
-    rate = hyperparameters.ALLOWED["learning_rate"]
-    assert rate.problem(1e-4) is None and rate.problem(1e-2) is None
-    for size in (32, 64, 128):
-        assert hyperparameters.ALLOWED["batch_size"].problem(size) is None
-    assert hyperparameters.ALLOWED["backbone"].problem(settings.backbone) is None
-    assert graph.OBJECTIVE == "val_accuracy"
+    """Every value `run --tune` can hand a trial is one the image accepts."""
+    shown = cli.invoke(app, ["pipeline", "show", "--tune"])
+    assert shown.exit_code == 0, shown.output
+    steps = json.loads(shown.stdout)["Steps"]
+    tuning = next(s for s in steps if s["Type"] == "Tuning")
+    ranges = tuning["Arguments"]["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    checked = 0
+    for item in ranges["ContinuousParameterRanges"] + ranges["IntegerParameterRanges"]:
+        rule = hyperparameters.ALLOWED[item["Name"]]
+        assert rule.problem(item["MinValue"]) is None and rule.problem(item["MaxValue"]) is None
+        checked += 1
+    for item in ranges["CategoricalParameterRanges"]:
+        assert all(hyperparameters.ALLOWED[item["Name"]].problem(v) is None for v in item["Values"])
+        checked += 1
+    assert checked >= 2
 
 
 @pytest.mark.parametrize(
