@@ -66,7 +66,7 @@ def run_importer(
     argv = ["docker", "run", "--rm", "--user", f"{os.getuid()}:{os.getgid()}"]
     argv += ["-v", f"{output}:/data/output"]
     args = ["--dataset", kind, "--output", "/data/output", "--base-uri", base_uri]
-    mounts: dict[str, str] = {}
+    mounts: dict[str, str] = {"/data/output": str(output)}
     if source is not None:
         inside = f"/data/source/{source.name}"
         argv += ["-v", f"{source.resolve()}:{inside}:ro"]
