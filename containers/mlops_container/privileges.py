@@ -89,6 +89,26 @@ def _job_folders() -> list[Path]:
     return [contract.base_dir(), contract.checkpoint_dir(), Path(contract.COMMAND_MOUNT_DIR)]
 
 
+def open_for_reading(roots: list[Path], read_only: list[Path]) -> int:
+    """Let any user read root-owned data under ``roots`` (folders: list and enter; files: read).
+
+    Local mode downloads a training channel into a private temp folder (mode 0700) and mounts it;
+    the channel's data is only read, so it keeps its owner and gains read access instead.
+    """
+    changed = 0
+    for root in roots:
+        if not root.exists() or _under(root, read_only):
+            continue
+        for folder, _dirs, files in os.walk(root):
+            here = Path(folder)
+            for path, bits in [(here, 0o005), *((here / name, 0o004) for name in files)]:
+                info = path.lstat()
+                if not path.is_symlink() and info.st_uid == 0 and info.st_mode & bits != bits:
+                    os.chmod(path, (info.st_mode | bits) & 0o7777)
+                    changed += 1
+    return changed
+
+
 def drop_root() -> None:
     """Hand the writable job folders to the job's user and continue as that user."""
     run_as = os.environ.get(contract.RUN_AS_ENV, "")
@@ -99,7 +119,9 @@ def drop_root() -> None:
     roots = _job_folders()
     read_only = [point for point, writable in mounts.items() if not writable]
     uid, gid, home = _target_user(mounts, roots, run_as)
-    hand_over(roots, [contract.path(contract.INPUT_DATA_PATH)], read_only, uid, gid)
+    channels = contract.path(contract.INPUT_DATA_PATH)
+    hand_over(roots, [channels], read_only, uid, gid)
+    open_for_reading([channels], read_only)
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)

@@ -36,6 +36,23 @@ def test_hand_over_gives_root_owned_outputs_to_the_user_but_not_the_data(tmp_pat
     assert (base / "input" / "data" / "train" / "data.npz").stat().st_uid == 0
 
 
+def test_a_private_channel_folder_becomes_readable_but_keeps_its_owner(tmp_path: Path) -> None:
+    """Local mode mounts each training channel from a 0700 temp folder of the SDK's user."""
+    channel = tmp_path / "train"
+    channel.mkdir(mode=0o700)
+    (channel / "data.npz").write_bytes(b"x")
+    (channel / "data.npz").chmod(0o600)
+    if os.geteuid() != 0:
+        assert privileges.open_for_reading([channel], []) == 0  # not root-owned: untouched
+        return
+
+    privileges.open_for_reading([channel], [])
+
+    assert channel.stat().st_mode & 0o005 == 0o005
+    assert (channel / "data.npz").stat().st_mode & 0o004 == 0o004
+    assert (channel / "data.npz").stat().st_uid == 0
+
+
 @pytest.fixture()
 def open_dir() -> Iterator[Path]:
     """A folder another user can reach (pytest's own temp folders are private to root)."""
