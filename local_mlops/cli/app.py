@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 
 from local_mlops import __version__
 from local_mlops.cli import (
+    cloud_cmd,
     config_cmd,
     data_cmd,
     env,
@@ -18,6 +19,7 @@ from local_mlops.cli import (
     pipeline_cmd,
     run_cmd,
     runs_cmd,
+    ui_cmd,
 )
 from local_mlops.cli.common import err
 from local_mlops.errors import LocalMlopsError
@@ -80,6 +82,8 @@ app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
 app.command("label")(label_cmd.label)
+app.command("ui")(ui_cmd.ui)
+app.add_typer(cloud_cmd.app, name="cloud")
 
 
 def main() -> None:
