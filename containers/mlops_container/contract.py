@@ -16,8 +16,11 @@ CHECKPOINT_DIR_ENV = "MLOPS_CHECKPOINT_DIR"
 BIND_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 TORCH_HOME_ENV = "TORCH_HOME"
+RUN_AS_ENV = "MLOPS_RUN_AS"  # set by the image: the user its entry points drop root to
 
 DEFAULT_BASE_DIR = "/opt/ml"
+# Commands the CLI starts with `docker run` (importer, `data validate`) get their folders here.
+COMMAND_MOUNT_DIR = "/data"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_MB = 6
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from .privileges import drop_root
+
 USER_ERROR_EXIT = 2
 UNEXPECTED_ERROR_EXIT = 1
 
@@ -55,6 +57,7 @@ def run_entrypoint(
 ) -> int:
     """Run ``job(argv)`` under the failure contract and return the process exit code."""
     try:
+        drop_root()
         job(argv)
     except UserError as error:
         write_reason(reason_file, str(error))

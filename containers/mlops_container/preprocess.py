@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from . import contract, shards
+from . import contract, shards, splits
 from .errors import UserError, run_entrypoint
 from .features import build_constraints, build_statistics, image_features
 from .images import content_hash, open_image, to_rgb_array
@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset-uri", default=None, help="root URI of the source-refs")
     parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--val-fraction", type=float, default=0.15)
-    parser.add_argument("--test-fraction", type=float, default=0.15)
+    parser.add_argument("--val-fraction", type=float, default=splits.VAL_FRACTION)
+    parser.add_argument("--test-fraction", type=float, default=splits.TEST_FRACTION)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--label-attribute", default=DEFAULT_LABEL_ATTRIBUTE)
     return parser

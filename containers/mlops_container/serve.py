@@ -35,6 +35,7 @@ from .archive import model_files_dir
 from .errors import HTTPError
 from .images import decode_bytes, to_rgb_array
 from .models import load_model
+from .privileges import drop_root
 
 IMAGE_TYPES = contract.CONTENT_TYPES
 JSON_TYPE = contract.RESPONSE_TYPES[0]
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: load the model, then serve until interrupted."""
+    drop_root()
     args = build_parser().parse_args(argv)
     server = build_server(args.model_dir, args.host, args.port)
     print(f"serving {args.model_dir} on {args.host}:{server.server_address[1]}", flush=True)

@@ -6,6 +6,7 @@ import contextlib
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -67,6 +68,22 @@ class StepBoard:
                     elapsed = f"{row.get('ended', now) - row['started']:.1f} s"
                 table.add_row(name, f"[{style}]{status}[/{style}]", elapsed)
         return table
+
+
+@contextlib.contextmanager
+def live_board(board: StepBoard) -> Iterator[None]:
+    """Draw the board live; whatever is printed next (an error too) starts on a line of its own.
+
+    rich ends a live display with a newline on a terminal but not on a file or pipe, where the
+    next line would otherwise continue the table's bottom border.
+    """
+    live = Live(board, console=err, refresh_per_second=4, transient=False, redirect_stdout=False)
+    try:
+        with live:
+            yield
+    finally:
+        if not err.is_terminal:
+            err.line()
 
 
 def _summary(result: runner.RunResult) -> Table:
@@ -150,11 +167,17 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-run every step."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     backbone: str = typer.Option(None, "--backbone", help="resnet18 or mobilenet_v3_small."),
+    learning_rate: float = typer.Option(
+        None, "--learning-rate", help="Training learning rate (e.g. 0.001)."
+    ),
     weights: str = typer.Option(
         None, "--weights", help="none, imagenet, or a state-dict path or s3:// URI."
     ),
     threshold: float = typer.Option(
-        None, "--threshold", help="Accuracy needed to register the model."
+        None, "--threshold", help="Accuracy needed to register the model (0 to 1)."
+    ),
+    skip_bad_images: bool = typer.Option(
+        False, "--skip-bad-images", help="Import: skip unreadable images and list them."
     ),
     spot: bool = typer.Option(
         False, "--spot", help="Cloud: managed spot training with checkpoints."
@@ -168,7 +191,7 @@ def run(
 
     Example: local-mlops run --local --epochs 5
     """
-    from local_mlops.pipeline import runner, steps
+    from local_mlops.pipeline import hyperparameters, runner, steps
     from local_mlops.targets import kind_of
 
     settings = settings_from(
@@ -180,6 +203,7 @@ def run(
         data=data,
         epochs=epochs,
         backbone=backbone,
+        learning_rate=learning_rate,
         weights=weights,
         accuracy_threshold=threshold,
     )
@@ -191,12 +215,16 @@ def run(
         max_parallel_jobs=max_parallel_jobs,
         strategy=strategy,
         spot=spot,
+        skip_bad_images=skip_bad_images,
         parameters={
             "Epochs": settings.epochs,
             "Backbone": settings.backbone,
+            "LearningRate": settings.learning_rate,
             "AccuracyThreshold": settings.accuracy_threshold,
         },
     )
+    # Bad values fail here, before the emulator, the import or any container starts.
+    hyperparameters.check_run(settings, options.parameters)
     if kind_of(settings).costs_money:
         from local_mlops.cli.cloud_preflight import confirm_cloud_run
 
@@ -213,9 +241,8 @@ def run(
     # machine-readable and the live table stays readable; failing steps show their log tail.
     log_path = settings.state_path / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    live = Live(board, console=err, refresh_per_second=4, transient=False, redirect_stdout=False)
     try:
-        with log_path.open("w") as log, contextlib.redirect_stdout(log), live:
+        with log_path.open("w") as log, contextlib.redirect_stdout(log), live_board(board):
             result = runner.run(
                 settings,
                 options,
@@ -224,7 +251,7 @@ def run(
             )
     except KeyboardInterrupt as stop:
         _report_stopped(stop)
-    err.print(f"\n[dim]container logs: {log_path}[/dim]")
+    err.print(f"[dim]container logs: {log_path}[/dim]")
     if as_json:
         print_json(result.as_dict())
     else:

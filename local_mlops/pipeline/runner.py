@@ -18,7 +18,7 @@ from typing import Any
 from local_mlops.config import Settings
 from local_mlops.devenv import processes
 from local_mlops.devenv.emulator import s3_endpoint
-from local_mlops.pipeline import datasets, weights
+from local_mlops.pipeline import datasets, hyperparameters, weights
 from local_mlops.targets import Target, open_target
 
 StepEvent = Callable[[str, str, str, dict[str, Any]], None]
@@ -36,6 +36,7 @@ class RunOptions:
     max_parallel_jobs: int = 2
     strategy: str = "Bayesian"
     spot: bool = False
+    skip_bad_images: bool = False  # importing --data: leave unreadable images out, listed
     parameters: dict[str, Any] = field(default_factory=dict)
     pretrained_uri: str = ""  # filled by run() from settings.weights
 
@@ -87,13 +88,19 @@ def run(
     on_step_event: StepEvent | None = None,
 ) -> RunResult:
     """Run the whole graph on the configured target."""
+    hyperparameters.check_run(settings, options.parameters)
     started = time.monotonic()
     sdk = _import_sdk_meanwhile()
     with s3_endpoint(settings, announce=say) as endpoint:
         # The same on both targets: an S3 URI as given, else the dataset imported into the
         # target's bucket (once; reused when present).
         input_uri = datasets.resolve_input(
-            settings, endpoint.url, settings.dataset, options.data or settings.data, say
+            settings,
+            endpoint.url,
+            settings.dataset,
+            options.data or settings.data,
+            say,
+            skip_bad_images=options.skip_bad_images,
         )
         pretrained = weights.resolve(
             settings, endpoint.url, settings.weights, settings.backbone, say

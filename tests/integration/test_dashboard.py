@@ -35,7 +35,7 @@ def runs(runtime_image: str, s3: tuple[Settings, str]) -> tuple[Settings, runner
     assert good.succeeded, good.failure_reason
     failed = runner.run(
         settings,
-        runner.RunOptions(parameters=params | {"AccuracyThreshold": 1.01}),
+        runner.RunOptions(parameters=params | {"AccuracyThreshold": 1.0}),
         say=print,
     )
     assert failed.status == "Failed"
@@ -78,7 +78,7 @@ def test_runs_page_and_run_page_show_the_real_run(
     shot(page, "run")
 
     page.goto(f"{dashboard}/runs/{failed_id}")
-    assert "below the threshold 1.01" in page.locator(".alert").inner_text()
+    assert "below the threshold 1.0" in page.locator(".alert").inner_text()
     shot(page, "run-failed")
 
     page.goto(f"{dashboard}/runs")

@@ -42,7 +42,7 @@ def digits_runs(runtime_image: str, s3: tuple[Settings, str]) -> DigitsRuns:
     settings = replace(base, s3_endpoint=url, model_package_group="e2e-digits")
     options = runner.RunOptions(parameters={"AccuracyThreshold": 0.0})
     first = runner.run(settings, options, say=print)
-    high = replace(options, parameters={"AccuracyThreshold": 1.01})
+    high = replace(options, parameters={"AccuracyThreshold": 1.0})
     second = runner.run(settings, high, say=print)
     return DigitsRuns(settings, url, first, second)
 
@@ -62,9 +62,11 @@ def test_digits_learns_registers_then_reruns_from_cache_and_fails_the_gate(
     assert first.model_package["ModelPackageVersion"] == 1
     assert first.model_package["ModelApprovalStatus"] == "PendingManualApproval"
     assert first.evaluation_uri.endswith("/evaluation.json")
+    # Not a perfect score, so a threshold of 1.0 (the highest allowed) fails the gate.
+    assert first.metrics["accuracy"] < 1.0
 
     assert second.status == "Failed"
-    assert "below the threshold 1.01" in second.failure_reason
+    assert "below the threshold 1.0" in second.failure_reason
     cached = {s["StepName"] for s in second.steps if s.get("CacheHitResult")}
     assert {graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.EVALUATE} <= cached
     assert second.seconds < first.seconds
