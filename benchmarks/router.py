@@ -44,9 +44,17 @@ async def stub_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     while (await receive()).get("more_body"):
         pass
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(STUB_ANSWER)).encode())]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(STUB_ANSWER)).encode()),
+    ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": STUB_ANSWER if scope["path"] == "/invocations" else b"{}"})
+    await send(
+        {
+            "type": "http.response.body",
+            "body": STUB_ANSWER if scope["path"] == "/invocations" else b"{}",
+        }
+    )
 
 
 def sample_png() -> bytes:
@@ -70,7 +78,9 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise SystemExit(f"nothing answers on 127.0.0.1:{port}")
 
 
-async def measure(url: str, body: bytes, concurrency: int, requests: int, seconds: float) -> dict[str, float]:
+async def measure(
+    url: str, body: bytes, concurrency: int, requests: int, seconds: float
+) -> dict[str, float]:
     """Latencies (ms) and req/s of ``concurrency`` keep-alive clients, bounded in count and time."""
     import aiohttp
 
@@ -130,15 +140,30 @@ def start_backend(args: argparse.Namespace, port: int) -> tuple[Any, str]:
     image = load_settings().serving_image_uri
     name = f"bench-router-{port}"
     subprocess.run(
-        ["docker", "run", "-d", "--rm", "--name", name, "-p", f"127.0.0.1:{port}:8080",
-         "-v", f"{Path(args.model_dir).resolve()}:/opt/ml/model:ro", image, "serve"],
-        check=True, capture_output=True,
+        [
+            "docker",
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            name,
+            "-p",
+            f"127.0.0.1:{port}:8080",
+            "-v",
+            f"{Path(args.model_dir).resolve()}:/opt/ml/model:ro",
+            image,
+            "serve",
+        ],
+        check=True,
+        capture_output=True,
     )
     return name, f"endpoint container of {image}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=2000, help="per measurement, at most")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement, at most")
     parser.add_argument("--backend", choices=("stub", "container"), default="stub")
@@ -148,28 +173,54 @@ def main() -> None:
     if args.serve_stub:
         import uvicorn
 
-        uvicorn.run(stub_app, host="127.0.0.1", port=args.serve_stub, log_level="warning",
-                    loop="uvloop", http="httptools", access_log=False)
+        uvicorn.run(
+            stub_app,
+            host="127.0.0.1",
+            port=args.serve_stub,
+            log_level="warning",
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+        )
         return
 
-    from local_mlops.emulator import MotoServer
+    from local_mlops.devenv.emulator import MotoServer
 
     body = sample_png()
     backend_port, router_port = free_port(), free_port()
     backend, what = start_backend(args, backend_port)
-    with tempfile.TemporaryDirectory(prefix="bench-router-") as tmp, MotoServer("127.0.0.1") as s3_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-router-") as tmp,
+        MotoServer("127.0.0.1") as s3_url,
+    ):
         import boto3
 
-        boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="x",
-                     aws_secret_access_key="x").create_bucket(Bucket="bench")
+        boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        ).create_bucket(Bucket="bench")
         state = Path(tmp)
         folder = state / "serving" / "endpoints"
         folder.mkdir(parents=True)
         for name, capture in (("plain", False), ("captured", True)):
-            (folder / f"{name}.json").write_text(json.dumps(endpoint_doc(name, backend_port, capture, "bench")))
+            (folder / f"{name}.json").write_text(
+                json.dumps(endpoint_doc(name, backend_port, capture, "bench"))
+            )
         router = subprocess.Popen(
-            [sys.executable, "-m", "local_mlops.serving.routerd", "--state-dir", str(state),
-             "--port", str(router_port), "--s3-endpoint", s3_url],
+            [
+                sys.executable,
+                "-m",
+                "local_mlops.serving.routerd",
+                "--state-dir",
+                str(state),
+                "--port",
+                str(router_port),
+                "--s3-endpoint",
+                s3_url,
+            ],
             env={**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
         )
         try:
@@ -180,11 +231,15 @@ def main() -> None:
             captured = f"http://127.0.0.1:{router_port}/endpoints/captured/invocations"
             rows = []
             for label, url, c in (
-                ("direct, c=1", direct, 1), ("router, c=1", routed, 1),
-                ("direct, c=16", direct, 16), ("router, c=16", routed, 16),
+                ("direct, c=1", direct, 1),
+                ("router, c=1", routed, 1),
+                ("direct, c=16", direct, 16),
+                ("router, c=16", routed, 16),
                 ("router + capture, c=16", captured, 16),
             ):
-                rows.append((label, asyncio.run(measure(url, body, c, args.requests, args.seconds))))
+                rows.append(
+                    (label, asyncio.run(measure(url, body, c, args.requests, args.seconds)))
+                )
         finally:
             router.send_signal(signal.SIGTERM)
             router.wait(timeout=60)
@@ -196,7 +251,9 @@ def main() -> None:
     print(f"backend: {what}; {os.cpu_count()} cores; all on 127.0.0.1\n")
     print(f"{'':26} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'n':>6} {'failed':>6}")
     for label, r in rows:
-        print(f"{label:26} {r['p50']:8.3f} {r['p99']:8.3f} {r['rps']:9.1f} {r['n']:6.0f} {r['failures']:6.0f}")
+        print(
+            f"{label:26} {r['p50']:8.3f} {r['p99']:8.3f} {r['rps']:9.1f} {r['n']:6.0f} {r['failures']:6.0f}"
+        )
     figures = dict(rows)
     overhead = figures["router, c=1"]["p50"] - figures["direct, c=1"]["p50"]
     ratio = figures["router, c=16"]["rps"] / figures["direct, c=16"]["rps"]

@@ -12,8 +12,12 @@ from local_mlops.cli.common import JSON_HELP, err, out, print_json, say, setting
 
 def deploy(
     ctx: typer.Context,
-    version: int = typer.Option(None, "--version", help="Model version (default: newest Approved)."),
-    endpoint: str = typer.Option(None, "--endpoint", help="Endpoint name (default: endpoint_name)."),
+    version: int = typer.Option(
+        None, "--version", help="Model version (default: newest Approved)."
+    ),
+    endpoint: str = typer.Option(
+        None, "--endpoint", help="Endpoint name (default: endpoint_name)."
+    ),
     instance_count: int = typer.Option(None, "--instance-count", help="Instances (containers)."),
     traffic: str = typer.Option(None, "--traffic", help="Update: all-at-once, canary or linear."),
     step_percent: int = typer.Option(None, "--step-percent", help="Update: canary/linear step, %."),
@@ -46,7 +50,12 @@ def deploy(
         max_error_rate=max_error_rate,
     )
     view = service.deploy(
-        settings, say, version=version, endpoint=endpoint, instance_count=instance_count, policy=policy
+        settings,
+        say,
+        version=version,
+        endpoint=endpoint,
+        instance_count=instance_count,
+        policy=policy,
     )
     if as_json:
         print_json(view)
@@ -60,7 +69,9 @@ def deploy(
 def predict(
     ctx: typer.Context,
     images: list[Path] = typer.Argument(..., help="PNG or JPEG files."),
-    endpoint: str = typer.Option(None, "--endpoint", help="Endpoint name (default: endpoint_name)."),
+    endpoint: str = typer.Option(
+        None, "--endpoint", help="Endpoint name (default: endpoint_name)."
+    ),
     top: int = typer.Option(3, "--top", help="Classes to show per image."),
     cloud: bool = typer.Option(False, "--cloud", help="Call a SageMaker endpoint."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -76,7 +87,9 @@ def predict(
     if as_json:
         print_json(results)
         return
-    table = Table("image", "label", "top classes", title=f"predictions ({endpoint or settings.endpoint_name})")
+    table = Table(
+        "image", "label", "top classes", title=f"predictions ({endpoint or settings.endpoint_name})"
+    )
     for result in results:
         ranked = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in result["top"])
         table.add_row(Path(result["file"]).name, str(result["label"]), ranked)

@@ -20,7 +20,9 @@ def _weights(view: dict) -> str:
     for variant in view.get("variants", []):
         fleets = variant.get("fleets") or []
         inner = ", ".join(f"v{f['version']} {f['weight']:.0%}" for f in fleets if f["weight"])
-        parts.append(f"{variant['name']} x{variant['instance_count']}" + (f" ({inner})" if inner else ""))
+        parts.append(
+            f"{variant['name']} x{variant['instance_count']}" + (f" ({inner})" if inner else "")
+        )
     return "; ".join(parts)
 
 
@@ -39,11 +41,28 @@ def list_endpoints(
     settings = settings_from(ctx, target="cloud" if cloud else None)
     views = service.list_endpoints(settings, say)
     if as_json:
-        print_json([{k: v[k] for k in ("name", "status", "version", "variants", "url", "runtime_endpoint_url")} for v in views])
+        print_json(
+            [
+                {
+                    k: v[k]
+                    for k in (
+                        "name",
+                        "status",
+                        "version",
+                        "variants",
+                        "url",
+                        "runtime_endpoint_url",
+                    )
+                }
+                for v in views
+            ]
+        )
         return
     table = Table("name", "status", "version", "variants", "url", title="endpoints")
     for view in views:
-        table.add_row(view["name"], view["status"], str(view["version"]), _weights(view), view["url"])
+        table.add_row(
+            view["name"], view["status"], str(view["version"]), _weights(view), view["url"]
+        )
     if not views:
         table.add_row("(none)", "", "", "", "`local-mlops deploy` makes one")
     out.print(table)
@@ -95,7 +114,7 @@ def logs(
 
     Example: local-mlops endpoints logs local-mlops-endpoint --tail 20
     """
-    from local_mlops import dockerhost
+    from local_mlops.devenv import dockerhost
     from local_mlops.serving import local
     from local_mlops.serving.fleet import DockerInstances
     from local_mlops.serving.state import EndpointStore

@@ -13,23 +13,38 @@ STATUS_STYLE = {doctor.OK: "green", doctor.WARN: "yellow", doctor.FAIL: "red"}
 
 
 def up(ctx: typer.Context) -> None:
-    """Start the dev environment (the S3 emulator) and create the bucket.
+    """Start the dev environment (the S3 emulator), the endpoint router and every endpoint.
 
     Example: local-mlops up
     """
+    from local_mlops.serving import local
+
     settings = settings_from(ctx)
     with err.status("Starting the dev environment ..."):
         url = compose.up(settings, say)
+        endpoints = local.up(settings, url, dockerhost.docker_client(), say)
     err.print(f"[green]✓[/green] S3 emulator at {url}, bucket s3://{settings.bucket}")
+    if endpoints:
+        err.print(
+            f"[green]✓[/green] router at {local.runtime_url(settings)}; "
+            f"endpoints back: {', '.join(endpoints)}"
+        )
 
 
 def down(ctx: typer.Context) -> None:
-    """Stop the dev environment; the bucket is saved and comes back with `up`.
+    """Stop endpoints, router and emulator; the bucket and endpoints come back with `up`.
 
     Example: local-mlops down
     """
+    from local_mlops.serving import local
+
     settings = settings_from(ctx)
     with err.status("Stopping the dev environment ..."):
+        # The router flushes captured data to the bucket before the bucket is snapshotted.
+        if dockerhost.docker_available():
+            stopped = local.down(settings, dockerhost.docker_client())
+            if stopped:
+                say(f"Stopped {stopped} endpoint container(s) and the router.")
         compose.down(settings, say)
     err.print("[green]✓[/green] dev environment stopped")
 
@@ -45,11 +60,15 @@ def status(
     services = compose.status(settings)
     docker_up = dockerhost.docker_available()
     image_ok = docker_up and dockerhost.image_exists(settings.image_uri)
+    from local_mlops.serving import local
+
+    serving = local.status(settings)
     data = {
         "docker": docker_up,
         "image": {"uri": settings.image_uri, "present": image_ok},
         "services": [s.__dict__ for s in services],
         "bucket": f"s3://{settings.bucket}",
+        **serving,
     }
     if as_json:
         print_json(data)
@@ -61,6 +80,10 @@ def status(
         table.add_row("s3-emulator", "not running", "(`local-mlops up`; else embedded per command)")
     table.add_row("runtime image", "present" if image_ok else "missing", settings.image_uri)
     table.add_row("docker", "running" if docker_up else "not reachable", "")
+    router = serving["router"]
+    table.add_row("endpoint router", router["state"], router["address"])
+    for endpoint in serving["endpoints"]:
+        table.add_row(f"endpoint {endpoint['name']}", endpoint["status"], endpoint["url"])
     out.print(table)
 
 

@@ -10,6 +10,7 @@ removes the endpoint, its configs, its models and its alarm.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -20,7 +21,11 @@ from local_mlops.serving.capture import CAPTURE_PREFIX
 from local_mlops.serving.policy import DeploymentPolicy
 from local_mlops.serving.state import DEFAULT_VARIANT, JSON_CONTENT_TYPES, check_name
 
-PROJECT_TAG, ENDPOINT_TAG, VERSION_TAG = "local-mlops:project", "local-mlops:endpoint", "local-mlops:model-version"
+PROJECT_TAG, ENDPOINT_TAG, VERSION_TAG = (
+    "local-mlops:project",
+    "local-mlops:endpoint",
+    "local-mlops:model-version",
+)
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 NOT_FOUND = ("ValidationException", "ResourceNotFound")
 
@@ -129,7 +134,9 @@ class CloudEndpoints:
             self.sm.create_endpoint(EndpointName=name, EndpointConfigName=resource, Tags=tags)
         else:
             self._put_alarm(name, policy, tags)
-            self.say(f"Updating SageMaker endpoint {name} to version {version} ({policy.describe()}) ...")
+            self.say(
+                f"Updating SageMaker endpoint {name} to version {version} ({policy.describe()}) ..."
+            )
             self.sm.update_endpoint(
                 EndpointName=name,
                 EndpointConfigName=resource,
@@ -199,7 +206,7 @@ class CloudEndpoints:
             )
         return endpoint
 
-    def list(self) -> list[dict[str, Any]]:
+    def views(self) -> list[dict[str, Any]]:
         """Endpoints this project made (by tag), as the commands show them."""
         views = []
         token = None
@@ -255,16 +262,17 @@ class CloudEndpoints:
         removed = [f"endpoint {name}"]
         self.sm.delete_endpoint(EndpointName=name)
         prefix = f"{name}-v"
-        for config in self._names(self.sm.list_endpoint_configs, "EndpointConfigs", "EndpointConfigName", prefix):
+        for config in self._names(
+            self.sm.list_endpoint_configs, "EndpointConfigs", "EndpointConfigName", prefix
+        ):
             self.sm.delete_endpoint_config(EndpointConfigName=config)
             removed.append(f"endpoint config {config}")
         for model in self._names(self.sm.list_models, "Models", "ModelName", prefix):
             self.sm.delete_model(ModelName=model)
             removed.append(f"model {model}")
-        try:
+        # The alarm exists only once the endpoint was updated.
+        with contextlib.suppress(ClientError):
             self.cw.delete_alarms(AlarmNames=[alarm_name(name)])
-        except ClientError:
-            pass  # never created: the endpoint was not updated
         return removed
 
     def _names(self, call: Any, key: str, field: str, prefix: str) -> list[str]:

@@ -26,7 +26,7 @@ IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 def persistent_s3(settings: Settings, say: Say) -> str:
     """An S3 endpoint that outlives this command: configured, or the dev environment's."""
-    from local_mlops import devenv, emulator
+    from local_mlops.devenv import compose, emulator
 
     if settings.s3_endpoint:
         return settings.s3_endpoint
@@ -34,14 +34,14 @@ def persistent_s3(settings: Settings, say: Say) -> str:
     if url and emulator.is_reachable(url):
         return url
     say("Local endpoints outlive this command, so the dev environment starts too (`up`).")
-    return devenv.up(settings, say)
+    return compose.up(settings, say)
 
 
 @contextlib.contextmanager
 def opened(settings: Settings, say: Say, persistent: bool = False) -> Iterator[tuple[Any, str]]:
     """(target, S3 URL) for one command; ``persistent`` keeps the emulator after it."""
-    from local_mlops import emulator
-    from local_mlops.target import open_target
+    from local_mlops.devenv import emulator
+    from local_mlops.targets import open_target
 
     if persistent and settings.target == "local":
         url = persistent_s3(settings, say)
@@ -75,7 +75,8 @@ def deploy(
     policy: DeploymentPolicy | None = None,
 ) -> dict[str, Any]:
     """Deploy a registered version on the settings' target; the endpoint's list view."""
-    from local_mlops import dockerhost, emulator
+    from local_mlops import s3 as s3_helpers
+    from local_mlops.devenv import dockerhost
 
     policy = policy or DeploymentPolicy.from_settings(settings)
     name = endpoint or settings.endpoint_name
@@ -97,7 +98,7 @@ def deploy(
         done = local.deploy(
             settings,
             registry=target.registry,
-            s3=emulator.s3_client(settings, url),
+            s3=s3_helpers.s3_client(settings, url),
             s3_url=url,
             docker_client=dockerhost.docker_client(),
             say=say,
@@ -128,7 +129,7 @@ def approve(
 def list_endpoints(settings: Settings, say: Say) -> list[dict[str, Any]]:
     if settings.target == "cloud":
         with opened(settings, say) as (target, _):
-            return list(cloud_endpoints(settings, target, say).list())
+            return list(cloud_endpoints(settings, target, say).views())
     from local_mlops.serving.state import EndpointStore
 
     return [local.endpoint_view(e, settings) for e in EndpointStore(settings.state_path).list()]
@@ -149,7 +150,7 @@ def delete_endpoint(settings: Settings, name: str, say: Say) -> list[str]:
     if settings.target == "cloud":
         with opened(settings, say) as (target, _):
             return list(cloud_endpoints(settings, target, say).delete(name))
-    from local_mlops import dockerhost
+    from local_mlops.devenv import dockerhost
 
     endpoint = local.local_endpoints(settings, dockerhost.docker_client(), say)
     count = len(endpoint.store.get(name).instances())
@@ -158,7 +159,11 @@ def delete_endpoint(settings: Settings, name: str, say: Say) -> list[str]:
 
 
 def content_type_of(path: Path) -> str:
-    return IMAGE_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/x-image"
+    return (
+        IMAGE_TYPES.get(path.suffix.lower())
+        or mimetypes.guess_type(path.name)[0]
+        or "application/x-image"
+    )
 
 
 def predict(settings: Settings, name: str, files: list[Path], top: int = 3) -> list[dict[str, Any]]:
@@ -168,12 +173,12 @@ def predict(settings: Settings, name: str, files: list[Path], top: int = 3) -> l
     import boto3
     from botocore.exceptions import ClientError, EndpointConnectionError
 
-    from local_mlops.emulator import FAKE_CREDENTIALS
+    from local_mlops.s3 import FAKE_CREDENTIALS
 
     if settings.target == "cloud":
-        client = boto3.Session(region_name=settings.region, profile_name=settings.profile or None).client(
-            "sagemaker-runtime"
-        )
+        client = boto3.Session(
+            region_name=settings.region, profile_name=settings.profile or None
+        ).client("sagemaker-runtime")
     else:
         client = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS).client(
             "sagemaker-runtime", endpoint_url=local.runtime_url(settings)
@@ -211,3 +216,51 @@ def predict(settings: Settings, name: str, files: list[Path], top: int = 3) -> l
             }
         )
     return results
+
+
+def sample_prediction(settings: Settings, name: str, say: Say) -> dict[str, Any] | None:
+    """Predict the first image of the run's dataset through the endpoint (the README's finish)."""
+    import json
+    import tempfile
+
+    from local_mlops import s3 as s3_helpers
+
+    url = persistent_s3(settings, say)
+    client = s3_helpers.s3_client(settings, url)
+    root = f"datasets/{settings.dataset}"
+    try:
+        body = client.get_object(Bucket=settings.bucket, Key=f"{root}/manifest.jsonl")["Body"]
+        first = json.loads(body.read().decode().splitlines()[0])
+    except Exception as exc:
+        say(f"No sample prediction: cannot read the {settings.dataset} manifest ({exc}).")
+        return None
+    ref = str(first["source-ref"])
+    bucket, key = (
+        ref.removeprefix("s3://").split("/", 1)
+        if ref.startswith("s3://")
+        else (settings.bucket, f"{root}/{ref}")
+    )
+    with tempfile.TemporaryDirectory(prefix="local-mlops-sample-") as scratch:
+        image = Path(scratch) / Path(key).name
+        client.download_file(bucket, key, str(image))
+        [result] = predict(settings, name, [image])
+    names = [
+        v.get("class-name")
+        for k, v in first.items()
+        if k.endswith("-metadata") and isinstance(v, dict)
+    ]
+    labels = [v for k, v in first.items() if k != "source-ref" and not k.endswith("-metadata")]
+    truth = next((n for n in names if n is not None), labels[0] if labels else None)
+    result["true_label"] = None if truth is None else str(truth)
+    return result
+
+
+def approve_and_deploy(
+    settings: Settings, package: dict[str, Any], say: Say
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``auto_approve``: approve a run's new version, deploy it, and (locally) try one image."""
+    version = int(package["ModelPackageVersion"])
+    approve(settings, version, "Approved", "auto_approve: the run passed its accuracy gate", say)
+    view = deploy(settings, say, version=version)
+    sample = sample_prediction(settings, view["name"], say) if settings.target == "local" else None
+    return view, sample

@@ -25,7 +25,9 @@ def package(version: int) -> dict[str, Any]:
         "ModelPackageVersion": version,
         "ModelPackageArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/g/{version}",
         "InferenceSpecification": {
-            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{version}/model.tar.gz"}]
+            "Containers": [
+                {"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/{version}/model.tar.gz"}
+            ]
         },
     }
 
@@ -54,7 +56,9 @@ def deploy(cloud: CloudEndpoints, version: int, policy: DeploymentPolicy | None 
     )
 
 
-def test_deploy_creates_a_tagged_model_config_with_data_capture_and_endpoint(aws: boto3.Session) -> None:
+def test_deploy_creates_a_tagged_model_config_with_data_capture_and_endpoint(
+    aws: boto3.Session,
+) -> None:
     cloud = endpoints(aws)
     endpoint = deploy(cloud, 3)
     assert endpoint["EndpointStatus"] == "InService"
@@ -78,9 +82,11 @@ def test_list_shows_the_endpoint_with_its_runtime_urls(aws: boto3.Session) -> No
     cloud = endpoints(aws)
     deploy(cloud, 1)
     aws.client("sagemaker").create_model(
-        ModelName="someone-elses", PrimaryContainer={"Image": IMAGE}, ExecutionRoleArn="arn:aws:iam::1:role/x"
+        ModelName="someone-elses",
+        PrimaryContainer={"Image": IMAGE},
+        ExecutionRoleArn="arn:aws:iam::1:role/x",
     )
-    [view] = cloud.list()
+    [view] = cloud.views()
     assert set(view) == {"name", "status", "version", "variants", "url", "runtime_endpoint_url"}
     assert view["version"] == 1
     assert view["runtime_endpoint_url"] == f"https://runtime.sagemaker.{REGION}.amazonaws.com"
@@ -128,7 +134,9 @@ def test_an_update_is_blue_green_with_auto_rollback_on_an_alarm(aws: boto3.Sessi
             # exactly what SageMaker shows after an automatic rollback.
             deploy(cloud, 2, policy)
         stub.assert_no_pending_responses()
-    alarm = aws.client("cloudwatch").describe_alarms(AlarmNames=[alarm_name("digits")])["MetricAlarms"][0]
+    alarm = aws.client("cloudwatch").describe_alarms(AlarmNames=[alarm_name("digits")])[
+        "MetricAlarms"
+    ][0]
     assert alarm["Threshold"] == 0.05
     assert {m["Id"] for m in alarm["Metrics"]} == {"errors", "invocations", "rate"}
 
@@ -144,3 +152,47 @@ def test_delete_removes_endpoint_configs_models_and_alarm(aws: boto3.Session) ->
     assert sm.list_models()["Models"] == []
     with pytest.raises(LocalMlopsError, match="no SageMaker endpoint named"):
         cloud.delete("digits")
+
+
+def test_approve_and_reject_on_the_cloud_registry_deploy_and_delete(
+    cloud_env: boto3.Session, engine: Any
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from local_mlops.cli.app import app
+
+    runner = CliRunner()
+    sagemaker = cloud_env.client("sagemaker")
+    group = "local-mlops-image-classifier"
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    for _ in range(2):
+        sagemaker.create_model_package(
+            ModelPackageGroupName=group,
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/m.tar.gz"}],
+                "SupportedContentTypes": ["image/png"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+        )
+    rejected = runner.invoke(app, ["models", "reject", "1", "--cloud", "--reason", "too slow"])
+    assert rejected.exit_code == 0, rejected.output
+    approved = runner.invoke(app, ["models", "approve", "2", "--cloud", "--reason", "better"])
+    assert approved.exit_code == 0, approved.output
+    described = json.loads(runner.invoke(app, ["models", "describe", f"{group}/2", "--cloud"]).stdout)
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert [h["ApprovalDescription"] for h in described["ApprovalHistory"]] == ["better"]
+    first = json.loads(runner.invoke(app, ["models", "describe", f"{group}/1", "--cloud"]).stdout)
+    assert first["ApprovalHistory"][0]["ModelApprovalStatus"] == "Rejected"
+    # approving deployed it, through the same code path as `deploy --cloud`
+    listed = runner.invoke(app, ["endpoints", "list", "--cloud", "--json"])
+    [view] = json.loads(listed.stdout)
+    assert (view["name"], view["version"], view["status"]) == ("local-mlops-endpoint", 2, "InService")
+    deleted = runner.invoke(app, ["endpoints", "delete", "--cloud"])
+    assert deleted.exit_code == 0, deleted.output
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    assert sagemaker.list_models()["Models"] == []
+    refused = runner.invoke(app, ["deploy", "--cloud", "--version", "1"])
+    assert refused.exit_code == 1 and "is Rejected" in refused.stderr

@@ -25,12 +25,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from local_mlops import dockerhost, emulator
+from local_mlops import s3 as s3_helpers
 from local_mlops.cli.app import app
 from local_mlops.config import Settings, load_settings
-from local_mlops.registry import LocalModelRegistry
+from local_mlops.devenv import dockerhost
 from local_mlops.serving import capture, daemon, local
 from local_mlops.serving.fleet import ENDPOINT_LABEL, free_port
+from local_mlops.stores.registry import LocalModelRegistry
 
 from .test_runtime_image import run_in, write_tiny_channels
 
@@ -102,7 +103,7 @@ def live(runtime_image: str, s3, tmp_path_factory: pytest.TempPathFactory) -> It
     for key, value in env.items():
         patch.setenv(key, value)
     settings = load_settings()
-    client = emulator.s3_client(settings, url)
+    client = s3_helpers.s3_client(settings, url)
     registry = LocalModelRegistry(client, settings.bucket, settings.region)
     for version, archive in ((1, good), (2, good), (3, broken)):
         key = f"it-models/{version}/model.tar.gz"
@@ -117,7 +118,7 @@ def live(runtime_image: str, s3, tmp_path_factory: pytest.TempPathFactory) -> It
         "sagemaker-runtime",
         endpoint_url=local.runtime_url(settings),
         region_name=settings.region,
-        **emulator.FAKE_CREDENTIALS,
+        **s3_helpers.FAKE_CREDENTIALS,
     )
     yield Live(settings, client, runtime, local.runtime_url(settings), png())
     # Leave nothing running: containers of this endpoint and the router.
@@ -145,11 +146,15 @@ def test_deploy_two_instances_and_list_them(live: Live) -> None:
     assert view["variants"][0]["instance_count"] == 2 and view["variants"][0]["weight"] == 1.0
     assert view["url"] == f"{live.url}/endpoints/{ENDPOINT}/invocations"
     assert view["runtime_endpoint_url"] == live.url
-    containers = dockerhost.docker_client().containers.list(filters={"label": f"{ENDPOINT_LABEL}={ENDPOINT}"})
+    containers = dockerhost.docker_client().containers.list(
+        filters={"label": f"{ENDPOINT_LABEL}={ENDPOINT}"}
+    )
     assert len(containers) == 2
     for container in containers:
         assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
-        bindings = [b for bs in container.attrs["NetworkSettings"]["Ports"].values() for b in bs or []]
+        bindings = [
+            b for bs in container.attrs["NetworkSettings"]["Ports"].values() for b in bs or []
+        ]
         assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
 
 
@@ -162,14 +167,18 @@ def test_the_model_answers_four_ways(live: Live, tmp_path: Path) -> None:
     from sagemaker.serializers import IdentitySerializer
     from sagemaker.session import Session
 
-    boto_session = boto3.Session(region_name=live.settings.region, **emulator.FAKE_CREDENTIALS)
-    session = Session(boto_session=boto_session, sagemaker_runtime_client=live.runtime, default_bucket="unused")
+    boto_session = boto3.Session(region_name=live.settings.region, **s3_helpers.FAKE_CREDENTIALS)
+    session = Session(
+        boto_session=boto_session, sagemaker_runtime_client=live.runtime, default_bucket="unused"
+    )
     predictor = Predictor(ENDPOINT, session, IdentitySerializer("image/png"), JSONDeserializer())
     assert predictor.predict(live.png)["predictions"][0]["label"] in {"c0", "c1", "c2"}
     live.served[0] += 1
     # plain HTTP
     request = urllib.request.Request(
-        f"{live.url}/endpoints/{ENDPOINT}/invocations", data=live.png, headers={"Content-Type": "image/png"}
+        f"{live.url}/endpoints/{ENDPOINT}/invocations",
+        data=live.png,
+        headers={"Content-Type": "image/png"},
     )
     with urllib.request.urlopen(request, timeout=30) as reply:
         assert json.loads(reply.read())["predictions"][0]["probabilities"]
@@ -204,7 +213,9 @@ class Load:
     def run(self) -> None:
         deadline = time.monotonic() + 240
         while not self.stop.is_set() and time.monotonic() < deadline:
-            request = urllib.request.Request(self.url, data=self.live.png, headers={"Content-Type": "image/png"})
+            request = urllib.request.Request(
+                self.url, data=self.live.png, headers={"Content-Type": "image/png"}
+            )
             try:
                 with urllib.request.urlopen(request, timeout=30) as reply:
                     reply.read()
@@ -224,7 +235,16 @@ def test_a_blue_green_update_under_load_fails_no_request(live: Live) -> None:
     try:
         time.sleep(1)
         code, stdout, stderr = run_cli(
-            "deploy", "--version", "2", "--traffic", "canary", "--step-percent", "50", "--bake", "2", "--json"
+            "deploy",
+            "--version",
+            "2",
+            "--traffic",
+            "canary",
+            "--step-percent",
+            "50",
+            "--bake",
+            "2",
+            "--json",
         )
         time.sleep(1)
     finally:
@@ -234,7 +254,9 @@ def test_a_blue_green_update_under_load_fails_no_request(live: Live) -> None:
     assert load.failures == [] and load.ok > 10
     versions = {
         c.labels["com.local-mlops.model-version"]
-        for c in dockerhost.docker_client().containers.list(filters={"label": f"{ENDPOINT_LABEL}={ENDPOINT}"})
+        for c in dockerhost.docker_client().containers.list(
+            filters={"label": f"{ENDPOINT_LABEL}={ENDPOINT}"}
+        )
     }
     assert versions == {"2"}
 
@@ -259,10 +281,19 @@ def test_no_capture_record_is_lost_on_sigterm_or_delete(live: Live) -> None:
     assert record["captureData"]["endpointInput"]["observedContentType"] == "image/png"
     assert record["captureData"]["endpointOutput"]["encoding"] == "JSON"
     # `up` brings the router back; `endpoints delete` flushes what it captured since.
-    assert local.up(live.settings, live.settings.s3_endpoint, dockerhost.docker_client(), print) == [ENDPOINT]
+    assert local.up(
+        live.settings, live.settings.s3_endpoint, dockerhost.docker_client(), print
+    ) == [ENDPOINT]
     for _ in range(3):
         live.invoke()
     code, _, stderr = run_cli("endpoints", "delete", ENDPOINT)
     assert code == 0, stderr
-    assert len(list(capture.read_records(live.s3, live.settings.bucket, ENDPOINT))) == live.served[0]
-    assert dockerhost.docker_client().containers.list(all=True, filters={"label": f"{ENDPOINT_LABEL}={ENDPOINT}"}) == []
+    assert (
+        len(list(capture.read_records(live.s3, live.settings.bucket, ENDPOINT))) == live.served[0]
+    )
+    assert (
+        dockerhost.docker_client().containers.list(
+            all=True, filters={"label": f"{ENDPOINT_LABEL}={ENDPOINT}"}
+        )
+        == []
+    )

@@ -98,3 +98,17 @@ def test_runstore_roundtrip(s3: Any, bucket: str) -> None:
     assert [r["ExecutionId"] for r in store.list()] == ["b2", "a1"]
     with pytest.raises(LocalMlopsError):
         store.get("nope")
+
+
+def test_approval_changes_are_kept_in_the_history(s3: Any, bucket: str) -> None:
+    registry = LocalModelRegistry(s3, bucket, "us-east-1")
+    registry.register("g", model_data_url="s3://b/m.tar.gz", image="img")
+    registry.update_approval("g/1", "Approved", "beats the baseline")
+    doc = registry.update_approval("g/1", "Rejected", "fails on rotated digits")
+    assert doc["ModelApprovalStatus"] == "Rejected"
+    history = registry.describe("g/1")["ApprovalHistory"]
+    assert [(h["ModelApprovalStatus"], h["ApprovalDescription"]) for h in history] == [
+        ("Approved", "beats the baseline"),
+        ("Rejected", "fails on rotated digits"),
+    ]
+    assert all(h["Time"] and h["By"] for h in history)

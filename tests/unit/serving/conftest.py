@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,26 +10,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakes import FakeInstances, RouterThread  # noqa: E402
+from serving_fakes import FakeInstances, FolderBucket, RouterThread  # noqa: E402
 
 from local_mlops.serving.capture import CaptureWriter  # noqa: E402
 from local_mlops.serving.router import Router  # noqa: E402
 from local_mlops.serving.state import EndpointStore  # noqa: E402
-
-
-class FolderBucket:
-    """An uploader that 'uploads' into a folder: bucket/key -> file."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def __call__(self, path: Path, bucket: str, key: str) -> None:
-        target = self.root / bucket / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, target)
-
-    def files(self) -> list[Path]:
-        return sorted(self.root.rglob("*.jsonl"))
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import FolderBucket
-from fakes import FakeModel, RouterThread
-from test_router import one_fleet_endpoint, runtime
+from serving_fakes import FakeModel, FolderBucket, RouterThread, one_fleet_endpoint, runtime
 
 from local_mlops.serving import state as st
 from local_mlops.serving.capture import Capture, CaptureWriter, capture_record

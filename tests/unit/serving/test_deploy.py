@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from fakes import FakeInstances, RouterThread
+from serving_fakes import FakeInstances, RouterThread
 
 from local_mlops.errors import LocalMlopsError
 from local_mlops.serving import state as st

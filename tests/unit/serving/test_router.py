@@ -8,44 +8,9 @@ import urllib.request
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from fakes import FakeModel, RouterThread
+from serving_fakes import FakeModel, RouterThread, one_fleet_endpoint, runtime
 
 from local_mlops.serving import state as st
-
-
-def runtime(url: str):
-    return boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
-
-
-def one_fleet_endpoint(
-    store: st.EndpointStore,
-    name: str,
-    models: list[FakeModel],
-    capture: bool = True,
-    sampling: int = 100,
-) -> st.Endpoint:
-    fleet = st.Fleet(
-        "v1-aaaa",
-        models[0].version,
-        "arn:pkg/1",
-        "/nowhere",
-        "img",
-        [st.Instance(f"i{n}", m.port) for n, m in enumerate(models)],
-    )
-    endpoint = st.Endpoint(
-        name,
-        st.IN_SERVICE,
-        [st.Variant(st.DEFAULT_VARIANT, len(models), 1.0, [fleet])],
-        st.DataCapture(capture, sampling, "s3://bkt/datacapture"),
-    )
-    store.put(endpoint)
-    return endpoint
 
 
 @pytest.fixture

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import boto3
 import uvicorn
 
+from local_mlops.serving import state as st
 from local_mlops.serving.router import Router
 from local_mlops.serving.state import Fleet, Instance
 
@@ -162,3 +166,53 @@ class RouterThread:
     def close(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class FolderBucket:
+    """An uploader that 'uploads' into a folder: bucket/key -> file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __call__(self, path: Path, bucket: str, key: str) -> None:
+        target = self.root / bucket / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+
+    def files(self) -> list[Path]:
+        return sorted(self.root.rglob("*.jsonl"))
+
+
+def runtime(url: str):
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+
+
+def one_fleet_endpoint(
+    store: st.EndpointStore,
+    name: str,
+    models: list[FakeModel],
+    capture: bool = True,
+    sampling: int = 100,
+) -> st.Endpoint:
+    fleet = st.Fleet(
+        "v1-aaaa",
+        models[0].version,
+        "arn:pkg/1",
+        "/nowhere",
+        "img",
+        [st.Instance(f"i{n}", m.port) for n, m in enumerate(models)],
+    )
+    endpoint = st.Endpoint(
+        name,
+        st.IN_SERVICE,
+        [st.Variant(st.DEFAULT_VARIANT, len(models), 1.0, [fleet])],
+        st.DataCapture(capture, sampling, "s3://bkt/datacapture"),
+    )
+    store.put(endpoint)
+    return endpoint
