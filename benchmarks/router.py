@@ -137,7 +137,7 @@ def start_backend(args: argparse.Namespace, port: int) -> tuple[Any, str]:
         raise SystemExit("--backend container needs --model-dir (an extracted model.tar.gz)")
     from local_mlops.config import load_settings
 
-    image = load_settings().serving_image_uri
+    image = load_settings().endpoint_image_uri
     name = f"bench-router-{port}"
     subprocess.run(
         [

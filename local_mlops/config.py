@@ -97,8 +97,9 @@ class Settings:
         return f"{repository}:{self.image_tag}"
 
     @property
-    def serving_image_uri(self) -> str:
-        """The image endpoints run (``endpoint_image``, else the runtime image)."""
+    def endpoint_image_uri(self) -> str:
+        """The image endpoints run: ``endpoint_image``, else the runtime image (the one line to
+        change once the lean serving image exists)."""
         return self.endpoint_image or self.image_uri
 
     @property

@@ -76,8 +76,13 @@ class LocalEndpoints:
         policy: DeploymentPolicy,
         capture: st.DataCapture,
         instance_count: int | None = None,
+        create_count: int = 1,
     ) -> st.Endpoint:
-        """Create the endpoint, or update it blue/green to ``model``."""
+        """Create the endpoint, or update it blue/green to ``model``.
+
+        ``instance_count`` (None: ``create_count`` for a new endpoint, the current size for an
+        update) is the new fleet's size.
+        """
         st.check_name(name)
         if instance_count is not None and instance_count < 1:
             raise LocalMlopsError("--instance-count must be at least 1")
@@ -86,7 +91,7 @@ class LocalEndpoints:
             if endpoint is not None and endpoint.status in TRANSITIONAL:
                 endpoint = self._recover(endpoint)
             if endpoint is None or endpoint.status == st.FAILED or endpoint.version is None:
-                return self._create(name, model, policy, capture, instance_count or 1)
+                return self._create(name, model, policy, capture, instance_count or create_count)
             endpoint.data_capture = capture
             return self._update(endpoint, model, policy, instance_count)
 

@@ -105,7 +105,7 @@ def model_spec(settings: Settings, package: dict[str, Any], s3: Any) -> ModelSpe
     version = int(package["ModelPackageVersion"])
     target = settings.state_path / "serving" / "models" / group / str(version)
     fetch_model(s3, model_data_url(package), target)
-    return ModelSpec(version, package["ModelPackageArn"], str(target), settings.serving_image_uri)
+    return ModelSpec(version, package["ModelPackageArn"], str(target), settings.endpoint_image_uri)
 
 
 def capture_config(settings: Settings, enabled: bool | None = None) -> st.DataCapture:
@@ -149,6 +149,7 @@ def deploy(
         policy or DeploymentPolicy.from_settings(settings),
         capture_config(settings),
         instance_count,
+        create_count=settings.endpoint_instance_count,
     )
 
 

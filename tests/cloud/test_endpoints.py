@@ -181,7 +181,9 @@ def test_approve_and_reject_on_the_cloud_registry_deploy_and_delete(
     assert rejected.exit_code == 0, rejected.output
     approved = runner.invoke(app, ["models", "approve", "2", "--cloud", "--reason", "better"])
     assert approved.exit_code == 0, approved.output
-    described = json.loads(runner.invoke(app, ["models", "describe", f"{group}/2", "--cloud"]).stdout)
+    described = json.loads(
+        runner.invoke(app, ["models", "describe", f"{group}/2", "--cloud"]).stdout
+    )
     assert described["ModelApprovalStatus"] == "Approved"
     assert [h["ApprovalDescription"] for h in described["ApprovalHistory"]] == ["better"]
     first = json.loads(runner.invoke(app, ["models", "describe", f"{group}/1", "--cloud"]).stdout)
@@ -189,7 +191,11 @@ def test_approve_and_reject_on_the_cloud_registry_deploy_and_delete(
     # approving deployed it, through the same code path as `deploy --cloud`
     listed = runner.invoke(app, ["endpoints", "list", "--cloud", "--json"])
     [view] = json.loads(listed.stdout)
-    assert (view["name"], view["version"], view["status"]) == ("local-mlops-endpoint", 2, "InService")
+    assert (view["name"], view["version"], view["status"]) == (
+        "local-mlops-endpoint",
+        2,
+        "InService",
+    )
     deleted = runner.invoke(app, ["endpoints", "delete", "--cloud"])
     assert deleted.exit_code == 0, deleted.output
     assert sagemaker.list_endpoints()["Endpoints"] == []
