@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +31,7 @@ from local_mlops.config import Settings, load_settings
 from local_mlops.devenv import dockerhost
 from local_mlops.serving import capture, daemon, local
 from local_mlops.serving.fleet import ENDPOINT_LABEL, free_port
+from local_mlops.serving.loadgen import SteadyLoad
 from local_mlops.stores.registry import LocalModelRegistry
 
 pytestmark = pytest.mark.docker
@@ -204,42 +204,15 @@ def test_the_model_answers_four_ways(live: Live, tmp_path: Path) -> None:
     assert error.value.response["OriginalStatusCode"] == 415
 
 
-class Load:
-    """Two threads sending the PNG to the router on 127.0.0.1, 20 per second at most, until
-    stopped (at most 400 s): steady traffic that leaves the 2 cores room to start the new fleet."""
-
-    def __init__(self, live: Live) -> None:
-        self.live = live
-        self.url = f"{live.url}/endpoints/{ENDPOINT}/invocations"
-        self.ok = 0
-        self.failures: list[str] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(2)]
-        for thread in self.threads:
-            thread.start()
-
-    def run(self) -> None:
-        deadline = time.monotonic() + 400
-        while not self.stop.wait(0.1) and time.monotonic() < deadline:
-            request = urllib.request.Request(
-                self.url, data=self.live.png, headers={"Content-Type": "image/png"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=30) as reply:
-                    reply.read()
-                    self.ok += 1
-            except (urllib.error.URLError, OSError) as exc:
-                self.failures.append(repr(exc))
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=60)
-        self.live.served[0] += self.ok
-
-
 def test_a_blue_green_update_under_load_fails_no_request(live: Live) -> None:
-    load = Load(live)
+    # Steady traffic on 127.0.0.1 that leaves the 2 cores room to start the new fleet.
+    load = SteadyLoad(
+        f"{live.url}/endpoints/{ENDPOINT}/invocations",
+        live.png,
+        threads=2,
+        pause=0.1,
+        max_seconds=400,
+    )
     try:
         time.sleep(1)
         code, stdout, stderr = run_cli(
@@ -257,6 +230,7 @@ def test_a_blue_green_update_under_load_fails_no_request(live: Live) -> None:
         time.sleep(1)
     finally:
         load.finish()
+        live.served[0] += load.ok
     assert code == 0, stderr
     assert json.loads(stdout)["version"] == 2
     assert load.failures == [] and load.ok > 10

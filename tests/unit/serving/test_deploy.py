@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from serving_fakes import FakeInstances, RouterThread
@@ -14,6 +12,7 @@ from serving_fakes import FakeInstances, RouterThread
 from local_mlops.errors import LocalMlopsError
 from local_mlops.serving import state as st
 from local_mlops.serving.deploy import LocalEndpoints, ModelSpec
+from local_mlops.serving.loadgen import SteadyLoad
 from local_mlops.serving.policy import DeploymentPolicy
 
 CAPTURE = st.DataCapture(False, 100, "")
@@ -29,36 +28,9 @@ def controller(
     return LocalEndpoints(store, instances, router)
 
 
-class Load:
-    """Steady requests to the router from 4 threads until stopped (bounded at 60 s)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = f"{url}/endpoints/digits/invocations"
-        self.ok = 0
-        self.failures: list[str] = []
-        self.versions: list[int] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(4)]
-        for thread in self.threads:
-            thread.start()
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 60
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            request = urllib.request.Request(
-                self.url, data=b"img", headers={"Content-Type": "image/png"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=10) as reply:
-                    self.versions.append(json.loads(reply.read())["version"])
-                    self.ok += 1
-            except (urllib.error.URLError, OSError) as exc:
-                self.failures.append(repr(exc))
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout=15)
+def steady_load(router: RouterThread) -> SteadyLoad:
+    url = f"{router.url}/endpoints/digits/invocations"
+    return SteadyLoad(url, b"img", threads=4, read=lambda body: json.loads(body)["version"])
 
 
 def test_create_then_update_under_load_fails_no_request(
@@ -66,7 +38,7 @@ def test_create_then_update_under_load_fails_no_request(
 ) -> None:
     endpoints = controller(store, instances, router)
     endpoints.deploy("digits", spec(1), DeploymentPolicy(), CAPTURE, instance_count=2)
-    load = Load(router.url)
+    load = steady_load(router)
     try:
         time.sleep(0.3)
         policy = DeploymentPolicy("linear", 34, bake_seconds=0.3)
@@ -78,7 +50,7 @@ def test_create_then_update_under_load_fails_no_request(
     assert load.ok > 20
     assert endpoint.status == st.IN_SERVICE and endpoint.version == 2
     assert endpoint.last_deployment["status"] == "Succeeded"
-    assert load.versions[0] == 1 and load.versions[-1] == 2
+    assert load.answers[0] == 1 and load.answers[-1] == 2
     assert len(instances.models) == 2  # the blue fleet is gone
     assert store.get("digits").variants[0].fleets[0].version == 2
 
@@ -89,7 +61,7 @@ def test_an_erroring_version_rolls_back_by_itself_and_says_why(
     endpoints = controller(store, instances, router)
     endpoints.deploy("digits", spec(1), DeploymentPolicy(), CAPTURE)
     instances.broken.add(2)
-    load = Load(router.url)
+    load = steady_load(router)
     try:
         with pytest.raises(LocalMlopsError) as error:
             endpoints.deploy(
