@@ -117,6 +117,28 @@ async def measure(
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc): robust to a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc): robust to a busy machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pid(backend: Any) -> int:
+    """The stub's pid, or the container's main process as the host sees it."""
+    if isinstance(backend, str):
+        done = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", backend], capture_output=True, text=True
+        )
+        return int(done.stdout.strip())
+    return int(backend.pid)
+
+
 def endpoint_doc(name: str, port: int, capture: bool, bucket: str) -> dict[str, Any]:
     from local_mlops.serving import state as st
 
@@ -237,9 +259,14 @@ def main() -> None:
                 ("router, c=16", routed, 16),
                 ("router + capture, c=16", captured, 16),
             ):
-                rows.append(
-                    (label, asyncio.run(measure(url, body, c, args.requests, args.seconds)))
+                before = cpu_seconds(router.pid), cpu_seconds(backend_pid(backend))
+                figures = asyncio.run(measure(url, body, c, args.requests, args.seconds))
+                served = figures["n"] + 20  # with the warm-up requests
+                figures["router_us"] = (cpu_seconds(router.pid) - before[0]) / served * 1e6
+                figures["backend_us"] = (
+                    (cpu_seconds(backend_pid(backend)) - before[1]) / served * 1e6
                 )
+                rows.append((label, figures))
         finally:
             router.send_signal(signal.SIGTERM)
             router.wait(timeout=60)
@@ -249,11 +276,14 @@ def main() -> None:
                 backend.terminate()
                 backend.wait(timeout=10)
     print(f"backend: {what}; {os.cpu_count()} cores; all on 127.0.0.1\n")
-    print(f"{'':26} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'n':>6} {'failed':>6}")
+    print("CPU per request: measured from /proc, so it holds on a busy machine too\n")
+    head = ("p50 ms", "p99 ms", "req/s", "n", "failed", "router CPU", "backend CPU")
+    print(f"{'':24}" + "".join(f"{h:>12}" for h in head))
     for label, r in rows:
-        print(
-            f"{label:26} {r['p50']:8.3f} {r['p99']:8.3f} {r['rps']:9.1f} {r['n']:6.0f} {r['failures']:6.0f}"
-        )
+        router_cpu = f"{r['router_us']:.0f} us" if label.startswith("router") else "-"
+        cells = (f"{r['p50']:.3f}", f"{r['p99']:.3f}", f"{r['rps']:.1f}", f"{r['n']:.0f}")
+        cells += (f"{r['failures']:.0f}", router_cpu, f"{r['backend_us']:.0f} us")
+        print(f"{label:24}" + "".join(f"{c:>12}" for c in cells))
     figures = dict(rows)
     overhead = figures["router, c=1"]["p50"] - figures["direct, c=1"]["p50"]
     ratio = figures["router, c=16"]["rps"] / figures["direct, c=16"]["rps"]
