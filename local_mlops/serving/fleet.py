@@ -143,11 +143,8 @@ class DockerInstances:
         if container is None:
             return f"container {instance.name} is gone"
         state = container.attrs.get("State", {})
-        if (
-            state.get("Restarting")
-            or container.attrs.get("RestartCount", 0) > 0
-            and not state.get("Running")
-        ):
+        # Docker restarts a crashed instance: one that ever restarted has a broken model.
+        if state.get("Restarting") or container.attrs.get("RestartCount", 0) > 0:
             return f"container {instance.name} keeps exiting (code {state.get('ExitCode')})"
         if container.status == "exited":
             return f"container {instance.name} exited with code {state.get('ExitCode')}"

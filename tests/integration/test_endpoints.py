@@ -1,6 +1,6 @@
 """Endpoints for real: the runtime image's ``serve`` in detached containers behind the router.
 
-One tiny model is trained once (in the image) and registered as versions 1 and 2, plus a broken
+One tiny model artifact is written once and registered as versions 1 and 2, plus a broken
 version 3 (its weights are garbage, so its containers never answer /ping). The tests run in
 order on one endpoint: deploy with two instances, call it four ways, update it blue/green under
 load with zero failed requests, watch version 3 roll back by itself, then count the captured
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import tarfile
 import time
 import urllib.error
@@ -22,7 +23,6 @@ from pathlib import Path
 import boto3
 import pytest
 from PIL import Image
-from test_runtime_image import run_in, write_tiny_channels
 from typer.testing import CliRunner
 
 from local_mlops import s3 as s3_helpers
@@ -33,6 +33,9 @@ from local_mlops.serving import capture, daemon, local
 from local_mlops.serving.fleet import ENDPOINT_LABEL, free_port
 from local_mlops.serving.loadgen import SteadyLoad
 from local_mlops.stores.registry import LocalModelRegistry
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "containers"))
+from artifacts import write_artifact  # noqa: E402  (the container tests' model writer)
 
 pytestmark = pytest.mark.docker
 ENDPOINT = "it-digits"
@@ -74,18 +77,12 @@ def tar_folder(folder: Path, archive: Path) -> Path:
 def live(runtime_image: str, s3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:  # type: ignore[no-untyped-def]
     base_settings, url = s3
     work = tmp_path_factory.mktemp("endpoint-model")
-    base = work / "ml"
-    write_tiny_channels(base)
-    (base / "input" / "config").mkdir(parents=True)
-    (base / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps({"epochs": "1", "batch_size": "8", "backbone": "mobilenet_v3_small"})
-    )
-    trained = run_in(runtime_image, ["-v", f"{base}:/opt/ml"], ["train"])
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    good = tar_folder(base / "model", work / "model.tar.gz")
+    # A seeded, untrained 3-class model: serving needs a valid artifact, not a good one.
+    model_dir = write_artifact(work / "model", image_size=16)
+    good = tar_folder(model_dir, work / "model.tar.gz")
     broken_dir = work / "broken"
     broken_dir.mkdir()
-    (broken_dir / "model.json").write_text((base / "model" / "model.json").read_text())
+    (broken_dir / "model.json").write_text((model_dir / "model.json").read_text())
     (broken_dir / "model.pt").write_bytes(b"these are not weights")
     broken = tar_folder(broken_dir, work / "broken.tar.gz")
 
