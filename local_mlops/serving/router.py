@@ -197,7 +197,11 @@ class Router:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                # Requests have drained. Flush capture here: uvicorn re-raises the SIGTERM it
+                # caught once serve() returns, so code after it never runs.
                 await self.close()
+                if self.capture is not None:
+                    await asyncio.to_thread(self.capture.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

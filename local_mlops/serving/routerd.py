@@ -4,7 +4,8 @@ Started detached by the CLI (``serving.daemon.start_router``), it outlives the c
 started it. It serves the router app with uvicorn on 127.0.0.1, reads the endpoint documents of
 the state dir (again on ``POST /_local-mlops/reload`` or SIGHUP), and writes its pid and port to
 ``<state_dir>/serving/router.json``. On SIGTERM it stops accepting, finishes the requests in
-flight, then flushes the capture buffer (no record is lost) and exits.
+flight, then flushes the capture buffer in the app's lifespan shutdown (no record is lost) and
+exits.
 """
 
 from __future__ import annotations
