@@ -87,6 +87,8 @@ class Settings:
     deployment_bake_seconds: float = 10.0
     rollback_error_rate: float = 0.05
     endpoint_ping_timeout: float = 120.0
+    # Name prefix (and tag value) of everything `local-mlops cloud init` creates in the account.
+    project: str = "local-mlops"
     state_dir: str = field(default_factory=_default_state_dir)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -167,6 +169,21 @@ def _read_file(path: Path) -> dict[str, Any]:
     return values
 
 
+def config_path(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The settings file in use: --config, else $LOCAL_MLOPS_CONFIG, else the nearest one."""
+    env = os.environ if environ is None else environ
+    path = config_file
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    if path is None:
+        return find_config_file()
+    if not path.is_file():
+        raise LocalMlopsError(f"config file {path} does not exist", "create it or drop --config")
+    return path
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None,
     config_file: Path | None = None,
@@ -174,13 +191,7 @@ def load_settings(
 ) -> Settings:
     """Resolve every setting from flags, environment, config file and defaults."""
     env = os.environ if environ is None else environ
-    path = config_file
-    if path is None and env.get(ENV_PREFIX + "CONFIG"):
-        path = Path(env[ENV_PREFIX + "CONFIG"])
-    if path is None:
-        path = find_config_file()
-    elif not path.is_file():
-        raise LocalMlopsError(f"config file {path} does not exist", "create it or drop --config")
+    path = config_path(config_file, env)
     file_values = _read_file(path) if path else {}
 
     values: dict[str, Any] = {}

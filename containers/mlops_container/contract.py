@@ -47,6 +47,7 @@ MODEL_WEIGHTS_FILE = "model.pt"
 MODEL_META_FILE = "model.json"
 MODEL_ARCHIVE_FILE = "model.tar.gz"
 METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.json"  # per-epoch metrics, for the dashboard's curves
 CHECKPOINT_FILE = "checkpoint.pt"
 REPORT_FILE = "report.json"
 STATISTICS_FILE = "statistics.json"

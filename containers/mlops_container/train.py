@@ -289,6 +289,7 @@ def finish(
     )
     paths.output_data.mkdir(parents=True, exist_ok=True)
     (paths.output_data / contract.METRICS_FILE).write_text(json.dumps(final, indent=1) + "\n")
+    (paths.output_data / contract.HISTORY_FILE).write_text(json.dumps(progress.history) + "\n")
     print(
         f"final val_accuracy={final['val_accuracy']:.4f} val_loss={final['val_loss']:.4f}",
         flush=True,

@@ -10,6 +10,7 @@ from typer.core import TyperGroup
 
 from local_mlops import __version__
 from local_mlops.cli import (
+    cloud_cmd,
     config_cmd,
     data_cmd,
     deploy_cmd,
@@ -20,6 +21,7 @@ from local_mlops.cli import (
     pipeline_cmd,
     run_cmd,
     runs_cmd,
+    ui_cmd,
 )
 from local_mlops.cli.common import err
 from local_mlops.errors import LocalMlopsError
@@ -85,6 +87,8 @@ app.command("label")(label_cmd.label)
 app.command("deploy")(deploy_cmd.deploy)
 app.command("predict")(deploy_cmd.predict)
 app.add_typer(endpoints_cmd.app, name="endpoints")
+app.command("ui")(ui_cmd.ui)
+app.add_typer(cloud_cmd.app, name="cloud")
 
 
 def main() -> None:

@@ -6,7 +6,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from local_mlops.cli.common import JSON_HELP, err, out, print_json, say, settings_from
+from local_mlops.cli.common import (
+    JSON_HELP,
+    err,
+    out,
+    print_json,
+    profile_option,
+    region_option,
+    say,
+    settings_from,
+)
 from local_mlops.devenv import compose, dockerhost, doctor, image
 
 STATUS_STYLE = {doctor.OK: "green", doctor.WARN: "yellow", doctor.FAIL: "red"}
@@ -90,13 +99,15 @@ def status(
 def doctor_cmd(
     ctx: typer.Context,
     cloud: bool = typer.Option(False, "--cloud", help="Also check the AWS account side."),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Check the prerequisites and print the fix for each failing one.
 
     Example: local-mlops doctor --json
     """
-    settings = settings_from(ctx, target="cloud" if cloud else None)
+    settings = settings_from(ctx, target="cloud" if cloud else None, region=region, profile=profile)
     checks = doctor.run_checks(settings)
     result = doctor.summary(checks)
     if as_json:
@@ -119,6 +130,8 @@ def build(
         help="Then push it to ECR for --cloud runs (image_repository, else ACCOUNT's ECR "
         "repository named image_name, created when missing).",
     ),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
 ) -> None:
     """Build the runtime image (offline when no registry answers), reusing the layer cache.
 
@@ -128,7 +141,7 @@ def build(
 
     from local_mlops.targets import cloud
 
-    settings = settings_from(ctx)
+    settings = settings_from(ctx, region=region, profile=profile)
     spec = image.runtime_spec(settings)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:

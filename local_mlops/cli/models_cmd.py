@@ -7,7 +7,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from local_mlops.cli.common import JSON_HELP, out, print_json, settings_from
+from local_mlops.cli.common import (
+    JSON_HELP,
+    out,
+    print_json,
+    profile_option,
+    region_option,
+    settings_from,
+)
 from local_mlops.cli.stores import opened_target
 
 app = typer.Typer(
@@ -31,13 +38,15 @@ def list_models(
         None, "--group", help="Model package group (default: the configured one)."
     ),
     cloud: bool = typer.Option(False, "--cloud", help=TARGET_HELP),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List model versions with approval status, accuracy and the run that made each.
 
     Example: local-mlops models list --json
     """
-    settings = settings_from(ctx, target="cloud" if cloud else None)
+    settings = settings_from(ctx, target="cloud" if cloud else None, region=region, profile=profile)
     with opened_target(settings) as target:
         packages = target.models.list_packages(group or settings.model_package_group)
     if as_json:
@@ -65,13 +74,15 @@ def describe(
     ctx: typer.Context,
     package: str = typer.Argument(..., help="Model package ARN or GROUP/VERSION."),
     cloud: bool = typer.Option(False, "--cloud", help=TARGET_HELP),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
     as_json: bool = typer.Option(True, "--json/--no-json", help=JSON_HELP),
 ) -> None:
     """Show one model version in DescribeModelPackage's shape.
 
     Example: local-mlops models describe local-mlops-image-classifier/1
     """
-    settings = settings_from(ctx, target="cloud" if cloud else None)
+    settings = settings_from(ctx, target="cloud" if cloud else None, region=region, profile=profile)
     with opened_target(settings) as target:
         print_json(target.models.describe(package))
 

@@ -11,7 +11,15 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from local_mlops.cli.common import JSON_HELP, err, print_json, say, settings_from
+from local_mlops.cli.common import (
+    JSON_HELP,
+    err,
+    print_json,
+    profile_option,
+    region_option,
+    say,
+    settings_from,
+)
 from local_mlops.errors import LocalMlopsError
 
 if TYPE_CHECKING:
@@ -126,6 +134,8 @@ def run(
         False, "--spot", help="Cloud: managed spot training with checkpoints."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Cloud: do not ask for confirmation."),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run the pipeline: validate, preprocess, train or tune, evaluate, gate, register.
@@ -137,6 +147,8 @@ def run(
     settings = settings_from(
         ctx,
         target="local" if local else "cloud",
+        region=region,
+        profile=profile,
         dataset=dataset,
         data=data,
         epochs=epochs,

@@ -36,6 +36,7 @@ from sagemaker.workflow.retry import (
 )
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TuningStep
 
+from local_mlops.account.tags import project_tags
 from local_mlops.config import Settings
 from local_mlops.pipeline import datasets
 from local_mlops.targets import Target
@@ -85,7 +86,9 @@ def build_parameters(settings: Settings, target: Target) -> dict[str, Any]:
     return {p.name: p for p in params}
 
 
-def _processor(target: Target, p: dict[str, Any], module: str, name: str) -> Processor:
+def _processor(
+    target: Target, p: dict[str, Any], module: str, name: str, tags: list[dict[str, str]]
+) -> Processor:
     return Processor(
         role=target.role_arn,
         image_uri=target.image_uri,
@@ -94,6 +97,7 @@ def _processor(target: Target, p: dict[str, Any], module: str, name: str) -> Pro
         entrypoint=["python3", "-m", f"mlops_container.{module}"],
         sagemaker_session=target.session,
         base_job_name=f"local-mlops-{name}",
+        tags=tags,
     )
 
 
@@ -127,6 +131,8 @@ def build_pipeline(
         )
     ]
     prefix = f"s3://{target.bucket}/pipelines/{settings.pipeline_name}"
+    # On every job and model the steps create: `cloud status` and `cloud down` find them by it.
+    tags = project_tags(settings, "local-mlops run")
 
     # The dataset's shards: manifest, classes and images packed (see datasets.pack_shard).
     shards = Join(on="", values=[p["InputData"], f"{datasets.SHARDS}/"])
@@ -134,7 +140,7 @@ def build_pipeline(
     # ValidateData: the manifest and every image it names; hard problems fail the run here.
     validate = ProcessingStep(
         name=VALIDATE,
-        step_args=_processor(target, p, "validate", "validate").run(
+        step_args=_processor(target, p, "validate", "validate", tags).run(
             inputs=[ProcessingInput(source=shards, destination=f"{PROCESSING_ROOT}/input/data")],
             outputs=[
                 ProcessingOutput(output_name="report", source=f"{PROCESSING_ROOT}/output/report")
@@ -148,7 +154,7 @@ def build_pipeline(
     split_names = ("train", "validation", "test", "meta", "baseline")
     preprocess = ProcessingStep(
         name=PREPROCESS,
-        step_args=_processor(target, p, "preprocess", "preprocess").run(
+        step_args=_processor(target, p, "preprocess", "preprocess", tags).run(
             inputs=[ProcessingInput(source=shards, destination=f"{PROCESSING_ROOT}/input/data")],
             outputs=[
                 ProcessingOutput(output_name=name, source=f"{PROCESSING_ROOT}/output/{name}")
@@ -171,6 +177,7 @@ def build_pipeline(
         output_path=f"{prefix}/models",
         sagemaker_session=target.session,
         base_job_name="local-mlops-train",
+        tags=tags,
         metric_definitions=METRIC_DEFINITIONS,
         hyperparameters={
             "backbone": p["Backbone"],
@@ -227,7 +234,7 @@ def build_pipeline(
     report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
     evaluate = ProcessingStep(
         name=EVALUATE,
-        step_args=_processor(target, p, "evaluate", "evaluate").run(
+        step_args=_processor(target, p, "evaluate", "evaluate", tags).run(
             inputs=[
                 ProcessingInput(source=model_data, destination=f"{PROCESSING_ROOT}/model"),
                 ProcessingInput(
@@ -276,7 +283,10 @@ def build_pipeline(
             description=f"{settings.dataset} image classifier",
         ),
     )
-    create_model = ModelStep(name=CREATE_MODEL, step_args=model.create(instance_type="ml.m5.large"))
+    create_model = ModelStep(
+        name=CREATE_MODEL,
+        step_args=model.create(instance_type="ml.m5.large", tags=tags),
+    )
     fail = FailStep(
         name=FAIL,
         error_message=Join(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from local_mlops.account.tags import project_tags
 from local_mlops.config import Settings
 from local_mlops.devenv.emulator import s3_endpoint
 from local_mlops.errors import brief_error
@@ -100,7 +101,11 @@ def run(
         if target.prepare_image is not None:
             target.prepare_image(say)
         pipeline = build_for(settings, target, options)
-        pipeline.upsert(role_arn=target.role_arn)
+        # On SageMaker the pipeline carries the project's tags: `cloud down` finds it by them.
+        pipeline.upsert(
+            role_arn=target.role_arn,
+            tags=None if target.is_local else project_tags(settings, "local-mlops run"),
+        )
         execution = pipeline.start(parameters={"InputData": input_uri, **options.parameters})
         if not target.is_local:
             steps = _follow(target, execution, [s.name for s in pipeline.steps], say, on_step_event)

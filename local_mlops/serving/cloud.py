@@ -55,6 +55,7 @@ class CloudEndpoints:
         bucket: str,
         say: Callable[[str], None] = lambda _: None,
         poll_seconds: float = 15.0,
+        base_tags: list[dict[str, str]] | None = None,
     ) -> None:
         self.sm = sagemaker
         self.cw = cloudwatch
@@ -63,10 +64,13 @@ class CloudEndpoints:
         self.bucket = bucket
         self.say = say
         self.poll_seconds = poll_seconds
+        # The project's tags (account.tags.project_tags): `cloud down` removes what carries them.
+        self.base_tags = base_tags or [{"Key": PROJECT_TAG, "Value": "local-mlops"}]
+        self.project = next(t["Value"] for t in self.base_tags if t["Key"] == PROJECT_TAG)
 
     def _tags(self, endpoint: str, version: int) -> list[dict[str, str]]:
         return [
-            {"Key": PROJECT_TAG, "Value": "local-mlops"},
+            *self.base_tags,
             {"Key": ENDPOINT_TAG, "Value": endpoint},
             {"Key": VERSION_TAG, "Value": str(version)},
         ]
@@ -214,7 +218,7 @@ class CloudEndpoints:
             page = self.sm.list_endpoints(**({"NextToken": token} if token else {}))
             for summary in page.get("Endpoints", []):
                 tags = self._tag_map(summary["EndpointArn"])
-                if tags.get(PROJECT_TAG) == "local-mlops":
+                if tags.get(PROJECT_TAG) == self.project:
                     views.append(self.view(summary["EndpointName"], tags))
             token = page.get("NextToken")
             if not token:

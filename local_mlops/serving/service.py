@@ -52,6 +52,7 @@ def opened(settings: Settings, say: Say, persistent: bool = False) -> Iterator[t
 
 
 def cloud_endpoints(settings: Settings, target: Any, say: Say) -> Any:
+    from local_mlops.account.tags import project_tags
     from local_mlops.serving.cloud import CloudEndpoints
 
     boto_session = target.session.boto_session
@@ -62,6 +63,7 @@ def cloud_endpoints(settings: Settings, target: Any, say: Say) -> Any:
         role_arn=settings.role_arn,
         bucket=settings.bucket,
         say=say,
+        base_tags=project_tags(settings, created_by="deploy"),
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from local_mlops.account import aws
 from local_mlops.config import Settings
 from local_mlops.devenv import image
 from local_mlops.errors import LocalMlopsError, brief_error
@@ -54,10 +55,9 @@ class Repository:
 
 
 def boto_session(settings: Settings) -> Any:
-    """The boto3 session for the cloud target (credentials from the usual AWS chain)."""
-    import boto3
-
-    return boto3.Session(region_name=settings.region, profile_name=settings.profile or None)
+    """The boto3 session for the cloud target (credentials from the usual AWS chain; a profile
+    that does not exist or a region without SageMaker is one clear error)."""
+    return aws.session(settings)
 
 
 def pipeline_session(settings: Settings, session: Any) -> Any:

@@ -83,6 +83,9 @@ def test_trains_and_writes_self_contained_artifact(base_dir: Path, prepared: Pat
         "images_per_sec",
         "train_seconds",
     }
+    history = read_json(base_dir / "output/data/history.json")
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert max(h["val_accuracy"] for h in history) == metrics["val_accuracy"]
     meta = read_json(base_dir / "model/model.json")
     assert meta["classes"] == ["c0", "c1", "c2"] and meta["image_size"] == 8
     assert meta["architecture"] == "resnet18" and meta["input"] == "RGB float 0..1 NCHW"
