@@ -16,16 +16,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from local_mlops.account.tags import PROJECT as PROJECT_TAG
 from local_mlops.errors import LocalMlopsError
 from local_mlops.serving.capture import CAPTURE_PREFIX
 from local_mlops.serving.policy import DeploymentPolicy
 from local_mlops.serving.state import DEFAULT_VARIANT, JSON_CONTENT_TYPES, check_name
 
-PROJECT_TAG, ENDPOINT_TAG, VERSION_TAG = (
-    "local-mlops:project",
-    "local-mlops:endpoint",
-    "local-mlops:model-version",
-)
+ENDPOINT_TAG, VERSION_TAG = "local-mlops:endpoint", "local-mlops:model-version"
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 NOT_FOUND = ("ValidationException", "ResourceNotFound")
 
