@@ -4,7 +4,7 @@
 # test fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --test
 export PATH="$PWD/${LOCAL_MLOPS_VENV:-.venv}/bin:$PATH"
 export LOCAL_MLOPS_REQUIRE_DOCKER=1
 echo "[test] ruff" >&2

@@ -56,6 +56,31 @@ EVALUATION_FILE = "evaluation.json"
 CONFUSION_JSON_FILE = "confusion_matrix.json"
 CONFUSION_PNG_FILE = "confusion_matrix.png"
 
+# What the pipeline definition must agree on (local_mlops/pipeline/contract.py holds the other
+# side; tests/unit/test_contract.py checks that the two agree).
+# One metric line per epoch, ``name=value`` each, read by these regexes.
+METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_sec")
+METRIC_DEFINITIONS = [{"Name": n, "Regex": f"{n}=([0-9\\.]+)"} for n in METRIC_NAMES]
+OBJECTIVE_METRIC = "val_accuracy"
+# evaluation.json: SageMaker's model-quality format; the accuracy gate reads ACCURACY_PATH.
+METRICS_SECTION = "multiclass_classification_metrics"
+ACCURACY_PATH = f"{METRICS_SECTION}.accuracy.value"
+# What the model server accepts and answers.
+CONTENT_TYPES = ("image/png", "image/jpeg", "application/x-image")
+RESPONSE_TYPES = ("application/json",)
+# Preprocessing writes one folder per output; the splits are the training channels and "test".
+TEST_SPLIT = "test"
+META_OUTPUT = "meta"  # classes + normalization from the train split
+BASELINE_OUTPUT = "baseline"  # the monitoring baseline (statistics, constraints)
+PREPROCESS_OUTPUTS = (TRAIN_CHANNEL, VALIDATION_CHANNEL, TEST_SPLIT, META_OUTPUT, BASELINE_OUTPUT)
+# Processing folders under <base>/processing, where the pipeline mounts inputs and outputs.
+PROCESSING_INPUT_DATA = "input/data"  # validate, preprocess: the dataset's shards
+PROCESSING_OUTPUT = "output"  # preprocess: PREPROCESS_OUTPUTS below it
+PROCESSING_REPORT = "output/report"  # validate: REPORT_FILE
+PROCESSING_MODEL = "model"  # evaluate: the model artifact
+PROCESSING_TEST = "test"  # evaluate: the test split
+PROCESSING_EVALUATION = "evaluation"  # evaluate: EVALUATION_FILE and the confusion matrix
+
 
 def base_dir() -> Path:
     """The contract's root directory: ``$SAGEMAKER_BASE_DIR`` or ``/opt/ml``."""

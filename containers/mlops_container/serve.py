@@ -36,8 +36,8 @@ from .errors import HTTPError
 from .images import decode_bytes, to_rgb_array
 from .models import load_model
 
-IMAGE_TYPES = ("image/png", "image/jpeg", "application/x-image")
-JSON_TYPE = "application/json"
+IMAGE_TYPES = contract.CONTENT_TYPES
+JSON_TYPE = contract.RESPONSE_TYPES[0]
 DRAIN_LIMIT = 256 * 1024 * 1024  # larger bodies are not read at all: the connection closes
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,7 @@ import torch
 from torch import nn
 
 from . import checkpoints, contract, hyperparameters
-from .errors import UserError, run_entrypoint
+from .errors import UserError, exit_now, run_entrypoint
 from .hyperparameters import Hyperparameters
 from .loop import (
     Split,
@@ -45,8 +44,8 @@ from .models import (
     save_artifact,
 )
 
-METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_sec")
-METRIC_DEFINITIONS = [{"Name": n, "Regex": f"{n}=([0-9\\.]+)"} for n in METRIC_NAMES]
+METRIC_NAMES = contract.METRIC_NAMES
+METRIC_DEFINITIONS = contract.METRIC_DEFINITIONS
 
 
 @dataclass(frozen=True)
@@ -319,4 +318,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -51,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--input-dir", type=Path, default=contract.processing_path("input/data"))
     parser.add_argument(
-        "--output-dir", type=Path, default=contract.processing_path("output/report")
+        "--input-dir", type=Path, default=contract.processing_path(contract.PROCESSING_INPUT_DATA)
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, default=contract.processing_path(contract.PROCESSING_REPORT)
     )
     parser.add_argument("--dataset-uri", default=None, help="root URI of the source-refs")
     parser.add_argument("--min-per-class", type=int, default=5)

@@ -85,6 +85,8 @@ def _summary(result: runner.RunResult) -> Table:
         table.add_row(
             "model data", package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
         )
+    if result.evaluation_uri and result.metrics:
+        table.add_row("evaluation", result.evaluation_uri)
     table.add_row("follow up", result.console_url)
     return table
 
@@ -142,7 +144,8 @@ def run(
 
     Example: local-mlops run --local --epochs 5
     """
-    from local_mlops.pipeline import graph, runner
+    from local_mlops.pipeline import runner, steps
+    from local_mlops.targets import kind_of
 
     settings = settings_from(
         ctx,
@@ -170,16 +173,16 @@ def run(
             "AccuracyThreshold": settings.accuracy_threshold,
         },
     )
-    if not local:
+    if kind_of(settings).costs_money:
         from local_mlops.cli.cloud_preflight import confirm_cloud_run
 
         confirm_cloud_run(settings, options, yes)
     names = [
-        graph.VALIDATE,
-        graph.PREPROCESS,
-        graph.TUNE if tune else graph.TRAIN,
-        graph.EVALUATE,
-        graph.CHECK,
+        steps.VALIDATE,
+        steps.PREPROCESS,
+        steps.TUNE if tune else steps.TRAIN,
+        steps.EVALUATE,
+        steps.CHECK,
     ]
     board = StepBoard(names)
     # Job containers' output (streamed by the SDK to stdout) goes to a log file, so stdout stays

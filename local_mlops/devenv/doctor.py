@@ -10,6 +10,7 @@ from local_mlops import s3
 from local_mlops.config import Settings
 from local_mlops.devenv import dockerhost, emulator
 from local_mlops.errors import LocalMlopsError, brief_error
+from local_mlops.targets.base import kind_of
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -150,9 +151,11 @@ LOCAL_CHECKS: list[Callable[[Settings], Check]] = [
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    checks = [check(settings) for check in LOCAL_CHECKS]
-    if settings.target == "cloud":
-        checks = checks[:3] + check_cloud(settings)
+    """The checks the target needs: the emulator's bucket, or the AWS account's side."""
+    kind = kind_of(settings)
+    checks = [check(settings) for check in LOCAL_CHECKS if kind.uses_emulator or check != check_s3]
+    if kind.checks_account:
+        checks += check_cloud(settings)
     return checks
 
 

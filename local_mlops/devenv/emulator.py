@@ -26,6 +26,7 @@ from local_mlops.config import Settings, process_environ
 from local_mlops.devenv import dockerhost
 from local_mlops.errors import LocalMlopsError
 from local_mlops.s3 import ensure_bucket, s3_client, upload_tree
+from local_mlops.targets.base import kind_of
 
 SNAPSHOT_INDEX = ".snapshot-index.json"
 
@@ -148,7 +149,7 @@ class EmbeddedEmulator:
 @contextlib.contextmanager
 def s3_endpoint(settings: Settings, announce: Any = None) -> Iterator[Endpoint]:
     """The S3 endpoint for a command, starting an embedded emulator when nothing else is there."""
-    if settings.target == "cloud":
+    if not kind_of(settings).uses_emulator:
         yield Endpoint(settings.s3_endpoint, "configured")
         return
     if settings.s3_endpoint:

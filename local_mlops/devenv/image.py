@@ -42,7 +42,8 @@ class ImageSpec:
 
     @property
     def requirements(self) -> Path:
-        return self.context / "requirements.txt"
+        """The image's lock file (exact versions with hashes; scripts/lock.sh refreshes it)."""
+        return self.context / "requirements.lock"
 
 
 @dataclass(frozen=True)

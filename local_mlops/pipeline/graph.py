@@ -38,30 +38,26 @@ from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, 
 
 from local_mlops.account.tags import project_tags
 from local_mlops.config import Settings
-from local_mlops.pipeline import datasets
+from local_mlops.pipeline import contract, datasets
+
+# Step names (also what `runs describe` and the docs show), in a module without the SDK.
+from local_mlops.pipeline.steps import (  # noqa: E402
+    CHECK,
+    CREATE_MODEL,
+    EVALUATE,
+    FAIL,
+    PREPROCESS,
+    REGISTER,
+    TRAIN,
+    TUNE,
+    VALIDATE,
+)
 from local_mlops.targets import Target
 
-# Step names (also what `runs describe` and the docs show).
-VALIDATE = "ValidateData"
-PREPROCESS = "Preprocess"
-TRAIN = "Train"
-TUNE = "Tune"
-EVALUATE = "Evaluate"
-CHECK = "CheckAccuracy"
-REGISTER = "RegisterModel"
-CREATE_MODEL = "CreateModel"
-FAIL = "AccuracyTooLow"
-
-PROCESSING_ROOT = "/opt/ml/processing"
-ACCURACY_PATH = "multiclass_classification_metrics.accuracy.value"
-CONTENT_TYPES = ["image/png", "image/jpeg", "application/x-image"]
-
-# The image prints one line per epoch in this stable form (see containers/ML.md).
-METRIC_DEFINITIONS = [
-    {"Name": name, "Regex": f"{name}=([0-9\\.]+)"}
-    for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_sec")
-]
-OBJECTIVE = "val_accuracy"
+# What the runtime image agrees on with the graph (channels, paths, metrics): pipeline/contract.py.
+ACCURACY_PATH = contract.ACCURACY_PATH
+METRIC_DEFINITIONS = contract.METRIC_DEFINITIONS
+OBJECTIVE = contract.OBJECTIVE_METRIC
 
 
 def dataset_uri(settings: Settings) -> str:
@@ -141,24 +137,21 @@ def build_pipeline(
     validate = ProcessingStep(
         name=VALIDATE,
         step_args=_processor(target, p, "validate", "validate", tags).run(
-            inputs=[ProcessingInput(source=shards, destination=f"{PROCESSING_ROOT}/input/data")],
-            outputs=[
-                ProcessingOutput(output_name="report", source=f"{PROCESSING_ROOT}/output/report")
-            ],
+            inputs=[ProcessingInput(source=shards, destination=contract.PROCESSING_INPUT_DATA)],
+            outputs=[ProcessingOutput(output_name="report", source=contract.PROCESSING_REPORT)],
         ),
         cache_config=cache_config,
         retry_policies=retry,
     )
 
     # Preprocess: dedupe, stratified split, resize, normalization stats, monitoring baseline.
-    split_names = ("train", "validation", "test", "meta", "baseline")
     preprocess = ProcessingStep(
         name=PREPROCESS,
         step_args=_processor(target, p, "preprocess", "preprocess", tags).run(
-            inputs=[ProcessingInput(source=shards, destination=f"{PROCESSING_ROOT}/input/data")],
+            inputs=[ProcessingInput(source=shards, destination=contract.PROCESSING_INPUT_DATA)],
             outputs=[
-                ProcessingOutput(output_name=name, source=f"{PROCESSING_ROOT}/output/{name}")
-                for name in split_names
+                ProcessingOutput(output_name=name, source=f"{contract.PROCESSING_OUTPUT}/{name}")
+                for name in contract.PREPROCESS_OUTPUTS
             ],
             arguments=["--image-size", p["ImageSize"].to_string()],
         ),
@@ -193,10 +186,10 @@ def build_pipeline(
     )
     train_inputs = {
         name: TrainingInput(s3_data=outputs[name].S3Output.S3Uri)
-        for name in ("train", "validation")
+        for name in (contract.TRAIN_CHANNEL, contract.VALIDATION_CHANNEL)
     }
     if pretrained_uri:
-        train_inputs["pretrained"] = TrainingInput(s3_data=pretrained_uri)
+        train_inputs[contract.PRETRAINED_CHANNEL] = TrainingInput(s3_data=pretrained_uri)
     if tune:
         tuner = HyperparameterTuner(
             estimator,
@@ -231,18 +224,25 @@ def build_pipeline(
         model_data = fit.properties.ModelArtifacts.S3ModelArtifacts
 
     # Evaluate: metrics on the held-out test split, in SageMaker's model-quality format.
-    report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
+    report = PropertyFile(
+        name="EvaluationReport",
+        output_name=contract.EVALUATION_OUTPUT,
+        path=contract.EVALUATION_FILE,
+    )
     evaluate = ProcessingStep(
         name=EVALUATE,
         step_args=_processor(target, p, "evaluate", "evaluate", tags).run(
             inputs=[
-                ProcessingInput(source=model_data, destination=f"{PROCESSING_ROOT}/model"),
+                ProcessingInput(source=model_data, destination=contract.PROCESSING_MODEL),
                 ProcessingInput(
-                    source=outputs["test"].S3Output.S3Uri, destination=f"{PROCESSING_ROOT}/test"
+                    source=outputs[contract.TEST_SPLIT].S3Output.S3Uri,
+                    destination=contract.PROCESSING_TEST,
                 ),
             ],
             outputs=[
-                ProcessingOutput(output_name="evaluation", source=f"{PROCESSING_ROOT}/evaluation")
+                ProcessingOutput(
+                    output_name=contract.EVALUATION_OUTPUT, source=contract.PROCESSING_EVALUATION
+                )
             ],
         ),
         property_files=[report],
@@ -253,8 +253,10 @@ def build_pipeline(
     evaluation_uri = Join(
         on="/",
         values=[
-            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
-            "evaluation.json",
+            evaluate.properties.ProcessingOutputConfig.Outputs[
+                contract.EVALUATION_OUTPUT
+            ].S3Output.S3Uri,
+            contract.EVALUATION_FILE,
         ],
     )
 
@@ -269,8 +271,8 @@ def build_pipeline(
     register = ModelStep(
         name=REGISTER,
         step_args=model.register(
-            content_types=CONTENT_TYPES,
-            response_types=["application/json"],
+            content_types=list(contract.CONTENT_TYPES),
+            response_types=list(contract.RESPONSE_TYPES),
             inference_instances=["ml.m5.large", "ml.c5.large"],
             transform_instances=["ml.m5.large"],
             model_package_group_name=settings.model_package_group,

@@ -6,14 +6,68 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from local_mlops.config import Settings
 from local_mlops.devenv import dockerhost
-from local_mlops.s3 import FAKE_CREDENTIALS, s3_client
-from local_mlops.targets.base import LOCAL_INSTANCE_TYPE, Target
+from local_mlops.pipeline import steps as pipeline_steps
+from local_mlops.s3 import s3_client
+from local_mlops.targets import reports
+from local_mlops.targets.base import (
+    FAKE_CREDENTIALS,
+    LOCAL_INSTANCE_TYPE,
+    Outcome,
+    Say,
+    StepEvent,
+    Target,
+)
 
 
-def local_target(
+class LocalTarget(Target):
+    """Local mode's ``start()`` returns when the execution is over; its records are in the bucket."""
+
+    def wait(
+        self, execution: Any, step_names: list[str], say: Say, on_step_event: StepEvent | None
+    ) -> list[dict[str, Any]]:
+        steps = execution.list_steps()
+        if isinstance(steps, dict):
+            steps = steps.get("PipelineExecutionSteps", [])
+        return list(steps)
+
+    def outcome(
+        self, settings: Settings, execution: Any, arn: str, steps: list[dict[str, Any]]
+    ) -> Outcome:
+        record = self.runs.get(arn) if self.runstore is not None else {}
+        step_executions = getattr(execution, "step_execution", {})
+        evaluate = getattr(step_executions.get(pipeline_steps.EVALUATE), "properties", None) or {}
+        outputs = (evaluate.get("ProcessingOutputConfig") or {}).get("Outputs", [])
+        uri = reports.report_uri(reports.evaluation_output_uri(outputs))
+        return Outcome(
+            steps=record.get("Steps", steps),
+            failure_reason=record.get("FailureReason", ""),
+            metrics=reports.evaluation_metrics(self.session.s3_client, uri),
+            model_package=reports.registered_by(self.models, settings.model_package_group, arn),
+            tuning=_tuning(
+                getattr(step_executions.get(pipeline_steps.TUNE), "properties", None) or {}
+            ),
+            evaluation_uri=uri,
+        )
+
+    def console_url(self, execution_arn: str) -> str:
+        return f"local-mlops runs describe {execution_arn.rsplit('/', 1)[-1]}"
+
+
+def _tuning(properties: dict[str, Any]) -> dict[str, Any] | None:
+    """The tuning step's trials (best first) and its best job, as DescribeHyperParameterTuningJob."""
+    if "BestTrainingJob" not in properties:
+        return None
+    return {
+        "BestTrainingJob": reports.trial(properties["BestTrainingJob"]),
+        "Trials": [reports.trial(s) for s in properties.get("TrainingJobSummaries", [])],
+    }
+
+
+def open_target(
     settings: Settings,
     s3_endpoint: str,
     cache_enabled: bool,
@@ -45,7 +99,7 @@ def local_target(
     container_root = Path(tempfile.gettempdir()) / f"local-mlops-{os.getuid()}"
     container_root.mkdir(parents=True, exist_ok=True)
     session.config = {"local": {"local_code": True, "container_root": str(container_root)}}
-    return Target(
+    return LocalTarget(
         name="local",
         session=session,
         image_uri=settings.image_uri,
@@ -57,4 +111,33 @@ def local_target(
         s3_endpoint=s3_endpoint,
         registry=registry,
         runstore=runstore,
+    )
+
+
+def definition_target(settings: Settings) -> Target:
+    """A local target good for building the definition only (no Docker, no S3 calls)."""
+    import boto3
+    from sagemaker.workflow.pipeline_context import LocalPipelineSession
+
+    from local_mlops.targets.telemetry import TelemetryOptOut
+
+    class DefinitionLocalSession(TelemetryOptOut, LocalPipelineSession):  # type: ignore[misc]
+        """Builds local definitions without telemetry."""
+
+    session = DefinitionLocalSession(
+        boto_session=boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS),
+        s3_endpoint_url="http://127.0.0.1:1",
+        default_bucket=settings.bucket,
+    )
+    # Session.default_bucket() checks the bucket over S3; a definition needs only its name.
+    session._default_bucket = settings.bucket
+    return LocalTarget(
+        "local",
+        session,
+        settings.image_uri,
+        settings.role_arn,
+        settings.bucket,
+        settings.region,
+        LOCAL_INSTANCE_TYPE,
+        LOCAL_INSTANCE_TYPE,
     )

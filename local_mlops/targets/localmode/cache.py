@@ -17,6 +17,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from local_mlops.pipeline import contract
+
 CACHE_PREFIX = "_local-mlops/cache"
 # Request fields regenerated on every run: never part of the key.
 VOLATILE_FIELDS = frozenset(
@@ -104,7 +106,7 @@ def artifact_uris(step_type: str, properties: dict) -> list[str]:
         ).get("S3OutputPath")
         best = (properties.get("BestTrainingJob") or {}).get("TrainingJobName")
         if output_path and best:
-            uris.append(f"{output_path.rstrip('/')}/{best}/output/model.tar.gz")
+            uris.append(f"{output_path.rstrip('/')}/{best}/output/{contract.MODEL_ARCHIVE_FILE}")
     return uris
 
 
