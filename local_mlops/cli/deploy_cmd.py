@@ -36,8 +36,8 @@ def deploy(
 
     Example: local-mlops deploy --version 3 --traffic canary --step-percent 20 --bake 30
     """
-    from local_mlops.serving import service
     from local_mlops.serving.policy import DeploymentPolicy
+    from local_mlops.targets import endpoints as service
 
     settings = settings_from(
         ctx, target="cloud" if cloud else None, data_capture=False if no_capture else None
@@ -80,7 +80,7 @@ def predict(
 
     Example: local-mlops predict digit.png --top 3
     """
-    from local_mlops.serving import service
+    from local_mlops.targets import endpoints as service
 
     settings = settings_from(ctx, target="cloud" if cloud else None)
     results = service.predict(settings, endpoint or settings.endpoint_name, images, top)

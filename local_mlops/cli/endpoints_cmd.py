@@ -36,7 +36,7 @@ def list_endpoints(
 
     Example: local-mlops endpoints list --json
     """
-    from local_mlops.serving import service
+    from local_mlops.targets import endpoints as service
 
     settings = settings_from(ctx, target="cloud" if cloud else None)
     views = service.list_endpoints(settings, say)
@@ -79,7 +79,7 @@ def describe(
 
     Example: local-mlops endpoints describe local-mlops-endpoint
     """
-    from local_mlops.serving import service
+    from local_mlops.targets import endpoints as service
 
     settings = settings_from(ctx, target="cloud" if cloud else None)
     print_json(service.describe_endpoint(settings, name or settings.endpoint_name, say))
@@ -97,7 +97,7 @@ def delete(
 
     Example: local-mlops endpoints delete local-mlops-endpoint
     """
-    from local_mlops.serving import service
+    from local_mlops.targets import endpoints as service
 
     settings = settings_from(ctx, target="cloud" if cloud else None)
     removed = service.delete_endpoint(settings, name or settings.endpoint_name, say)

@@ -105,7 +105,7 @@ def approve(
     Example: local-mlops models approve 3 --reason "beats v2 on the test split"
     """
     from local_mlops.cli.common import err, say
-    from local_mlops.serving import service
+    from local_mlops.targets import endpoints as service
 
     settings = settings_from(ctx, target="cloud" if cloud else None)
     package = service.approve(settings, version, "Approved", reason, say)
@@ -129,7 +129,7 @@ def reject(
     Example: local-mlops models reject 4 --reason "fails on rotated digits"
     """
     from local_mlops.cli.common import err, say
-    from local_mlops.serving import service
+    from local_mlops.targets import endpoints as service
 
     settings = settings_from(ctx, target="cloud" if cloud else None)
     package = service.approve(settings, version, "Rejected", reason, say)

@@ -216,7 +216,7 @@ def run(
 
 def _approve_and_deploy(settings: Any, package: dict[str, Any]) -> None:
     """auto_approve (on for the local target): approve, deploy, show one prediction."""
-    from local_mlops.serving import service
+    from local_mlops.targets import endpoints as service
 
     say(f"auto_approve: approving and deploying version {package['ModelPackageVersion']} ...")
     view, sample = service.approve_and_deploy(settings, package, say)

@@ -1,4 +1,4 @@
-"""What the commands do with endpoints, on either target: approve, deploy, list, predict, delete.
+"""Endpoints on either target (the local/cloud switch for serving): approve, deploy, list, predict, delete.
 
 Approving a version deploys it (``approve`` with ``deploy=True``): locally at once; in the cloud
 through this same code path, from the approval command (SageMaker's MLOps template does that
