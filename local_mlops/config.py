@@ -22,6 +22,7 @@ CONFIG_FILE_NAME = "local-mlops.toml"
 ENV_PREFIX = "LOCAL_MLOPS_"
 
 Target = Literal["local", "cloud"]
+DEPLOYMENT_TRAFFIC = ("all-at-once", "canary", "linear")
 
 # Standard AWS variables that also set a field (checked after LOCAL_MLOPS_<FIELD>).
 AWS_ENV = {
@@ -70,6 +71,24 @@ class Settings:
     pipeline_name: str = "local-mlops-pipeline"
     # Cores the local jobs of all runs on this machine share (0: all of this machine's cores).
     local_cores: int = 0
+    # Approving a version deploys it; a finished run approves its new version. Unset: on for
+    # the local target, off for the cloud (see load_settings).
+    auto_approve: bool = False
+    endpoint_name: str = "local-mlops-endpoint"
+    # The image endpoints run; empty: the runtime image (image_uri). One line to switch.
+    endpoint_image: str = ""
+    endpoint_instance_type: str = "ml.m5.large"
+    endpoint_instance_count: int = 1
+    # The local SageMaker Runtime router listens on 127.0.0.1:router_port.
+    router_port: int = 8090
+    data_capture: bool = True
+    capture_sampling_percentage: int = 100
+    # Blue/green updates: all-at-once | canary | linear; step size in percent; bake per step.
+    deployment_traffic: str = "all-at-once"
+    deployment_step_percent: int = 10
+    deployment_bake_seconds: float = 10.0
+    rollback_error_rate: float = 0.05
+    endpoint_ping_timeout: float = 120.0
     # Name prefix (and tag value) of everything `local-mlops cloud init` creates in the account.
     project: str = "local-mlops"
     state_dir: str = field(default_factory=_default_state_dir)
@@ -80,6 +99,12 @@ class Settings:
         """The runtime image name; the ECR URI when a repository is configured."""
         repository = self.image_repository or self.image_name
         return f"{repository}:{self.image_tag}"
+
+    @property
+    def endpoint_image_uri(self) -> str:
+        """The image endpoints run: ``endpoint_image``, else the runtime image (the one line to
+        change once the lean serving image exists)."""
+        return self.endpoint_image or self.image_uri
 
     @property
     def state_path(self) -> Path:
@@ -190,9 +215,17 @@ def load_settings(
             if env.get(var):
                 values["ca_bundle"], sources["ca_bundle"] = env[var], f"env {var}"
                 break
+    if "auto_approve" not in values:
+        values["auto_approve"] = values.get("target", "local") == "local"
+        sources["auto_approve"] = "default (on for local, off for cloud)"
     settings = Settings(**values, sources=sources)
     if settings.target not in ("local", "cloud"):
         raise LocalMlopsError(f"unknown target {settings.target!r}", "use local or cloud")
+    if settings.deployment_traffic not in DEPLOYMENT_TRAFFIC:
+        raise LocalMlopsError(
+            f"unknown deployment_traffic {settings.deployment_traffic!r}",
+            f"use one of {', '.join(DEPLOYMENT_TRAFFIC)}",
+        )
     return settings
 
 

@@ -13,6 +13,8 @@ from local_mlops.cli import (
     cloud_cmd,
     config_cmd,
     data_cmd,
+    deploy_cmd,
+    endpoints_cmd,
     env,
     label_cmd,
     models_cmd,
@@ -82,6 +84,9 @@ app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(data_cmd.app, name="data")
 app.command("label")(label_cmd.label)
+app.command("deploy")(deploy_cmd.deploy)
+app.command("predict")(deploy_cmd.predict)
+app.add_typer(endpoints_cmd.app, name="endpoints")
 app.command("ui")(ui_cmd.ui)
 app.add_typer(cloud_cmd.app, name="cloud")
 

@@ -25,23 +25,38 @@ STATUS_STYLE = {doctor.OK: "green", doctor.WARN: "yellow", doctor.FAIL: "red"}
 
 
 def up(ctx: typer.Context) -> None:
-    """Start the dev environment (the S3 emulator) and create the bucket.
+    """Start the dev environment (the S3 emulator), the endpoint router and every endpoint.
 
     Example: local-mlops up
     """
+    from local_mlops.serving import local
+
     settings = settings_from(ctx)
     with err.status("Starting the dev environment ..."):
         url = compose.up(settings, say)
+        endpoints = local.up(settings, url, dockerhost.docker_client(), say)
     err.print(f"[green]✓[/green] S3 emulator at {url}, bucket s3://{settings.bucket}")
+    if endpoints:
+        err.print(
+            f"[green]✓[/green] router at {local.runtime_url(settings)}; "
+            f"endpoints back: {', '.join(endpoints)}"
+        )
 
 
 def down(ctx: typer.Context) -> None:
-    """Stop the dev environment; the bucket is saved and comes back with `up`.
+    """Stop endpoints, router and emulator; the bucket and endpoints come back with `up`.
 
     Example: local-mlops down
     """
+    from local_mlops.serving import local
+
     settings = settings_from(ctx)
     with err.status("Stopping the dev environment ..."):
+        # The router flushes captured data to the bucket before the bucket is snapshotted.
+        if dockerhost.docker_available():
+            stopped = local.down(settings, dockerhost.docker_client())
+            if stopped:
+                say(f"Stopped {stopped} endpoint container(s) and the router.")
         compose.down(settings, say)
     err.print("[green]✓[/green] dev environment stopped")
 
@@ -59,12 +74,16 @@ def status(
     docker_up = dockerhost.docker_available()
     image_ok = docker_up and dockerhost.image_exists(settings.image_uri)
     running = _running(settings)
+    from local_mlops.serving import local
+
+    serving = local.status(settings)
     data = {
         "docker": docker_up,
         "image": {"uri": settings.image_uri, "present": image_ok},
         "services": [s.__dict__ for s in services],
         "bucket": f"s3://{settings.bucket}",
         **running,
+        **serving,
     }
     if as_json:
         print_json(data)
@@ -80,6 +99,10 @@ def status(
         table.add_row(f"run {run['execution']}", run["status"], f"pid {run['pid']}")
     for container in running["containers"]:
         table.add_row(f"container {container['name']}", container["state"], container["owner"])
+    router = serving["router"]
+    table.add_row("endpoint router", router["state"], router["address"])
+    for endpoint in serving["endpoints"]:
+        table.add_row(f"endpoint {endpoint['name']}", endpoint["status"], endpoint["url"])
     out.print(table)
 
 

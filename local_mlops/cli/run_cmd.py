@@ -262,4 +262,24 @@ def run(
             f"the pipeline {result.status.lower()}: {result.failure_reason or 'see the steps above'}",
             f"inspect it with `local-mlops runs describe {result.execution_arn.rsplit('/', 1)[-1]}`",
         )
+    package = result.model_package
+    if settings.auto_approve and package and package.get("ModelApprovalStatus") != "Approved":
+        _approve_and_deploy(settings, package)
     say("done")
+
+
+def _approve_and_deploy(settings: Any, package: dict[str, Any]) -> None:
+    """auto_approve (on for the local target): approve, deploy, show one prediction."""
+    from local_mlops.targets import endpoints as service
+
+    say(f"auto_approve: approving and deploying version {package['ModelPackageVersion']} ...")
+    view, sample = service.approve_and_deploy(settings, package, say)
+    err.print(
+        f"[green]✓[/green] endpoint {view['name']} serves version {view['version']} at {view['url']}"
+    )
+    if sample:
+        ranked = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in sample["top"])
+        err.print(
+            f"[green]✓[/green] sample prediction for {sample['file'].rsplit('/', 1)[-1]} "
+            f"(labelled {sample['true_label']}): {sample['label']} ({ranked})"
+        )

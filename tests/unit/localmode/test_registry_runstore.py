@@ -124,3 +124,17 @@ def test_a_record_the_bucket_cannot_take_is_kept_and_written_once_it_is_back(
     assert [r["Status"] for r in store.list()] == ["Failed"]
     assert store.get("lost1")["FailureReason"] == "emulator died"
     assert not (pending / "lost1.json").exists()
+
+
+def test_approval_changes_are_kept_in_the_history(s3: Any, bucket: str) -> None:
+    registry = LocalModelRegistry(s3, bucket, "us-east-1")
+    registry.register("g", model_data_url="s3://b/m.tar.gz", image="img")
+    registry.update_approval("g/1", "Approved", "beats the baseline")
+    doc = registry.update_approval("g/1", "Rejected", "fails on rotated digits")
+    assert doc["ModelApprovalStatus"] == "Rejected"
+    history = registry.describe("g/1")["ApprovalHistory"]
+    assert [(h["ModelApprovalStatus"], h["ApprovalDescription"]) for h in history] == [
+        ("Approved", "beats the baseline"),
+        ("Rejected", "fails on rotated digits"),
+    ]
+    assert all(h["Time"] and h["By"] for h in history)
