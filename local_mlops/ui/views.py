@@ -94,6 +94,9 @@ def run_context(view: RunView, settings: Any) -> dict[str, Any]:
 
 
 def _cache_note(step: dict[str, Any]) -> str:
+    decision = step.get("Cache") or {}
+    if decision.get("Reason"):
+        return str(decision["Reason"])
     hit = step.get("CacheHitResult") or {}
     if hit.get("SourcePipelineExecutionArn"):
         return (
