@@ -3,7 +3,7 @@
     python orphan_run.py IMAGE SECONDS
 
 Settings (S3 endpoint, bucket, state dir) come from the environment, as for the CLI; the run
-goes through ``local_target`` and ``stop_on_signals`` exactly as ``local-mlops run`` does.
+goes through the local ``open_target`` and ``stop_on_signals`` exactly as ``local-mlops run`` does.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from sagemaker.workflow.steps import ProcessingStep
 
 from local_mlops.config import load_settings
 from local_mlops.devenv import processes
-from local_mlops.targets.local import local_target
+from local_mlops.targets.local import open_target
 
 ROLE = "arn:aws:iam::000000000000:role/LocalMlopsTest"
 
 
 def main(image: str, seconds: str) -> None:
     settings = load_settings({})
-    target = local_target(settings, settings.s3_endpoint, True, None)
+    target = open_target(settings, settings.s3_endpoint, True, None)
     sleeper = Processor(
         image_uri=image,
         role=ROLE,
