@@ -25,6 +25,9 @@ from local_mlops.config import Settings, process_environ
 from local_mlops.errors import LocalMlopsError
 from local_mlops.serving.routerd import ROUTER_FILE
 
+# Loopback traffic never goes through a proxy the environment may name.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 HOST = "127.0.0.1"
 
 
@@ -68,7 +71,7 @@ def call(url: str, action: str, method: str = "GET", timeout: float = 30) -> dic
     data = b"" if method == "POST" else None
     request = urllib.request.Request(f"{url}/_local-mlops/{action}", data=data, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
+        with _DIRECT.open(request, timeout=timeout) as reply:
             return dict(json.loads(reply.read()))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise LocalMlopsError(

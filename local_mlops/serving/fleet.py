@@ -20,6 +20,9 @@ from typing import Any, Protocol
 from local_mlops.errors import LocalMlopsError
 from local_mlops.serving.state import Fleet, Instance
 
+# Loopback traffic never goes through a proxy the environment may name.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 PROJECT_LABEL = "com.local-mlops.project"
 ENDPOINT_LABEL = "com.local-mlops.endpoint"
 FLEET_LABEL = "com.local-mlops.fleet"
@@ -51,7 +54,7 @@ def free_port() -> int:
 def ping(port: int, timeout: float = 2.0) -> str | None:
     """None when ``GET /ping`` answers 200, else what went wrong."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=timeout) as reply:
+        with _DIRECT.open(f"http://127.0.0.1:{port}/ping", timeout=timeout) as reply:
             return None if reply.status == 200 else f"/ping answered {reply.status}"
     except urllib.error.HTTPError as exc:
         return f"/ping answered {exc.code}"

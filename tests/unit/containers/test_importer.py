@@ -6,6 +6,7 @@ import io
 import json
 import pickle
 import tarfile
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,8 @@ def test_cifar_offline_names_the_data_flag(tmp_path: Path, monkeypatch, capsys) 
     # A proxy nobody listens on makes the download fail the way it does offline.
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
+    # urlopen keeps the opener (and so the proxy) it first builds: drop it after the test.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     code = importer.main(
         ["--dataset", "cifar10", "--output", str(tmp_path / "o"), "--base-uri", "s3://b/c"]
     )

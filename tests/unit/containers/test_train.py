@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -231,6 +232,8 @@ def test_imagenet_weights_offline_names_the_fix(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached weights
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
+    # urlopen keeps the opener (and so the proxy) it first builds: drop it after the test.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     setup_job(base_dir, prepared, {**FAST, "weights": "imagenet"})
     assert train.main([]) == 2
     assert (
