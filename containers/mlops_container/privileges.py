@@ -76,6 +76,9 @@ def hand_over(
             here = Path(folder)
             dirs[:] = [d for d in dirs if not _under(here / d, [*skip, *read_only])]
             for path in [here, *(here / name for name in files)]:
+                # A file can be a mount of its own (``docker run -v file:/data/x:ro``).
+                if _under(path, read_only):
+                    continue
                 if not path.is_symlink() and path.lstat().st_uid == 0:
                     os.chown(path, uid, gid)
                     changed += 1
@@ -102,6 +105,8 @@ def open_for_reading(roots: list[Path], read_only: list[Path]) -> int:
         for folder, _dirs, files in os.walk(root):
             here = Path(folder)
             for path, bits in [(here, 0o005), *((here / name, 0o004) for name in files)]:
+                if _under(path, read_only):
+                    continue
                 info = path.lstat()
                 if not path.is_symlink() and info.st_uid == 0 and info.st_mode & bits != bits:
                     os.chmod(path, (info.st_mode | bits) & 0o7777)

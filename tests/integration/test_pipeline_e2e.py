@@ -26,7 +26,8 @@ def statuses(result: runner.RunResult) -> dict[str, str]:
 
 @dataclass
 class DigitsRuns:
-    """The main job (digits, the default resnet18 and epochs), then a re-run that fails the gate."""
+    """The main job (digits, the default resnet18 and epochs), then a one-epoch re-run that fails
+    the gate."""
 
     settings: Settings
     url: str
@@ -42,8 +43,11 @@ def digits_runs(runtime_image: str, s3: tuple[Settings, str]) -> DigitsRuns:
     settings = replace(base, s3_endpoint=url, model_package_group="e2e-digits")
     options = runner.RunOptions(parameters={"AccuracyThreshold": 0.0})
     first = runner.run(settings, options, say=print)
-    high = replace(options, parameters={"AccuracyThreshold": 1.0})
-    second = runner.run(settings, high, say=print)
+    # One epoch learns far less than the default six (0.46 validation accuracy measured), so a
+    # threshold of 0.99 fails the gate; the data steps come from the cache. (A threshold of 1.0
+    # would not do: the default job can score a perfect 270/270, and the gate is ">=".)
+    short = replace(options, parameters={"Epochs": 1, "AccuracyThreshold": 0.99})
+    second = runner.run(settings, short, say=print)
     return DigitsRuns(settings, url, first, second)
 
 
@@ -62,15 +66,14 @@ def test_digits_learns_registers_then_reruns_from_cache_and_fails_the_gate(
     assert first.model_package["ModelPackageVersion"] == 1
     assert first.model_package["ModelApprovalStatus"] == "PendingManualApproval"
     assert first.evaluation_uri.endswith("/evaluation.json")
-    # Not a perfect score, so a threshold of 1.0 (the highest allowed) fails the gate.
-    assert first.metrics["accuracy"] < 1.0
 
     assert second.status == "Failed"
-    assert "below the threshold 1.0" in second.failure_reason
+    assert "below the threshold 0.99" in second.failure_reason
     cached = {s["StepName"] for s in second.steps if s.get("CacheHitResult")}
-    assert {graph.VALIDATE, graph.PREPROCESS, graph.TRAIN, graph.EVALUATE} <= cached
+    assert {graph.VALIDATE, graph.PREPROCESS} <= cached
+    assert not {graph.TRAIN, graph.EVALUATE} & cached  # new epochs: trained and scored anew
     assert second.seconds < first.seconds
-    assert second.metrics["accuracy"] == first.metrics["accuracy"]
+    assert second.metrics["accuracy"] < 0.99
     assert second.model_package is None
 
 

@@ -36,6 +36,26 @@ def test_hand_over_gives_root_owned_outputs_to_the_user_but_not_the_data(tmp_pat
     assert (base / "input" / "data" / "train" / "data.npz").stat().st_uid == 0
 
 
+def test_a_read_only_file_mount_is_left_alone(tmp_path: Path) -> None:
+    """``docker run -v archive.tar.gz:/data/source/archive.tar.gz:ro``: chown would fail (EROFS)."""
+    data = tmp_path / "data"
+    (data / "source").mkdir(parents=True)
+    archive = data / "source" / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"x")
+    if os.geteuid() != 0:  # only root can give files away
+        assert privileges.hand_over([data], [], [archive], NOBODY.pw_uid, NOBODY.pw_gid) == 0
+        return
+
+    changed = privileges.hand_over([data], [], [archive], NOBODY.pw_uid, NOBODY.pw_gid)
+
+    assert changed == 2  # data/ and data/source/, not the mounted file
+    assert archive.stat().st_uid == 0
+    assert (data / "source").stat().st_uid == NOBODY.pw_uid
+    archive.chmod(0o600)
+    privileges.open_for_reading([data], [archive])
+    assert archive.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_private_channel_folder_becomes_readable_but_keeps_its_owner(tmp_path: Path) -> None:
     """Local mode mounts each training channel from a 0700 temp folder of the SDK's user."""
     channel = tmp_path / "train"
