@@ -16,10 +16,19 @@ CHECKPOINT_DIR_ENV = "MLOPS_CHECKPOINT_DIR"
 BIND_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 TORCH_HOME_ENV = "TORCH_HOME"
+# Serving (SageMaker's names first, then the server's own knobs).
+CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
+MAX_BATCH_ENV = "MLOPS_MAX_BATCH_SIZE"
+READ_TIMEOUT_ENV = "MLOPS_READ_TIMEOUT_SECONDS"
+INTRA_OP_THREADS_ENV = "MLOPS_INTRA_OP_THREADS"
+SERVING_BACKEND_ENV = "MLOPS_SERVING_BACKEND"
+ACCESS_LOG_ENV = "MLOPS_ACCESS_LOG"
 
 DEFAULT_BASE_DIR = "/opt/ml"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_MB = 6
+DEFAULT_MAX_BATCH = 32
+DEFAULT_READ_TIMEOUT_SECONDS = 10.0
 
 # Paths relative to the base directory.
 HYPERPARAMETERS_PATH = "input/config/hyperparameters.json"
@@ -45,6 +54,7 @@ IMAGES_DIR = "images"
 DATA_FILE = "data.npz"
 MODEL_WEIGHTS_FILE = "model.pt"
 MODEL_META_FILE = "model.json"
+MODEL_ONNX_FILE = "model.onnx"
 MODEL_ARCHIVE_FILE = "model.tar.gz"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"  # per-epoch metrics, for the dashboard's curves

@@ -1,0 +1,138 @@
+"""The model behind the server: ONNX Runtime on ``model.onnx``, or PyTorch as the fallback.
+
+The artifact is the training job's ``/opt/ml/model`` (extracted, or ``model.tar.gz``). Both
+backends take the model's input (float32 NCHW in 0..1; normalization is inside the model) and
+return logits. The PyTorch backend imports torch lazily: it exists only in the runtime image and
+serves artifacts trained before ``model.onnx`` was exported.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .. import contract
+from ..archive import model_files_dir
+from ..errors import UserError
+
+
+class Backend(Protocol):
+    """Runs a batch; ``run`` is called from one thread at a time."""
+
+    name: str
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (N, classes) for a float32 NCHW batch."""
+        ...
+
+
+class OnnxBackend:
+    """An ONNX Runtime CPU session with a fixed thread budget and no spinning threads."""
+
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads would otherwise spin and take the core the event loop decodes on.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0]  # type: ignore[no-any-return]
+
+
+class TorchBackend:
+    """The PyTorch model rebuilt from ``model.pt`` (runtime image only)."""
+
+    name = "torch"
+
+    def __init__(self, files: Path, threads: int) -> None:
+        import torch
+
+        from ..models import load_model
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.model, _ = load_model(files)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            return self.model(self.torch.from_numpy(batch)).numpy()  # type: ignore[no-any-return]
+
+
+@dataclass
+class LoadedModel:
+    """A backend plus what the server needs from ``model.json``."""
+
+    backend: Backend
+    classes: list[str]
+    image_size: int
+    meta: dict[str, Any] = field(repr=False)
+    load_seconds: float = 0.0
+
+
+def choose_backend(files: Path, wanted: str) -> str:
+    """``onnx`` when the artifact has model.onnx (or it is asked for), else ``torch``."""
+    has_onnx = (files / contract.MODEL_ONNX_FILE).is_file()
+    if wanted == "onnx" or (wanted == "auto" and has_onnx):
+        if not has_onnx:
+            raise UserError(f"{files} has no {contract.MODEL_ONNX_FILE}; retrain the model")
+        return "onnx"
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UserError(
+            f"{files} has no {contract.MODEL_ONNX_FILE} (the model was trained before ONNX "
+            "export) and this image has no PyTorch: serve it with the runtime image, or retrain"
+        ) from None
+    return "torch"
+
+
+def load(model_dir: Path, wanted: str = "auto", threads: int = 2) -> LoadedModel:
+    """Load the artifact in ``model_dir`` and warm the backend up with one forward."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="model-") as scratch:
+        files = model_files_dir(model_dir, Path(scratch))
+        meta = json.loads((files / contract.MODEL_META_FILE).read_text())
+        try:
+            classes = [str(name) for name in meta["classes"]]
+            image_size = int(meta["image_size"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise UserError(
+                f"{files / contract.MODEL_META_FILE} lacks classes/image_size ({error})"
+            ) from error
+        kind = choose_backend(files, wanted)
+        backend: Backend
+        if kind == "onnx":
+            backend = OnnxBackend(files / contract.MODEL_ONNX_FILE, threads)
+        else:
+            backend = TorchBackend(files, threads)
+    logits = backend.run(np.zeros((1, 3, image_size, image_size), dtype=np.float32))
+    if logits.shape != (1, len(classes)):
+        raise UserError(
+            f"the model answers shape {logits.shape} for one image, but model.json lists "
+            f"{len(classes)} classes"
+        )
+    return LoadedModel(backend, classes, image_size, meta, time.perf_counter() - started)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (stable)."""
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
