@@ -81,7 +81,9 @@ def parse_top_k(scope: Scope, classes: int) -> int:
         if key.strip().lower() == "top_k":
             value = value.strip()
             if not value.isdigit() or int(value) < 1:
-                raise HTTPError(400, f"top_k={value!r} in custom attributes must be a whole number >= 1")
+                raise HTTPError(
+                    400, f"top_k={value!r} in custom attributes must be a whole number >= 1"
+                )
             return min(int(value), classes)
     return 1
 

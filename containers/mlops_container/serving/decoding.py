@@ -210,4 +210,6 @@ def _decode(image: Image.Image, name: str, size: int) -> np.ndarray:
             image.load()
             return to_rgb_array(image, size)
     except Exception as error:  # truncated or corrupt pixel data: the input's fault
-        raise HTTPError(400, f"{name} cannot be decoded ({error}); send a valid PNG or JPEG") from error
+        raise HTTPError(
+            400, f"{name} cannot be decoded ({error}); send a valid PNG or JPEG"
+        ) from error

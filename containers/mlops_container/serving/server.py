@@ -109,7 +109,9 @@ def build_app(model_dir: Path, settings: ServerSettings) -> ServingApp:
     return ServingApp(model, settings)
 
 
-def uvicorn_config(app: ServingApp, host: str, port: int, settings: ServerSettings) -> uvicorn.Config:
+def uvicorn_config(
+    app: ServingApp, host: str, port: int, settings: ServerSettings
+) -> uvicorn.Config:
     """uvicorn with httptools, uvloop when present, our JSON error protocol and timeouts."""
     return uvicorn.Config(
         app,
@@ -145,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # uvicorn re-raises the signal after its graceful shutdown; a no-op handler makes that exit 0.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
-    log.info("serving on %s:%d (%.2f s after start)", args.host, port, time.perf_counter() - started)
+    log.info(
+        "serving on %s:%d (%.2f s after start)", args.host, port, time.perf_counter() - started
+    )
     server.run()
     log.info("stopped after %d requests", server.server_state.total_requests)
     return 0

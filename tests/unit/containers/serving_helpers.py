@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import http.client
 import io
 import json
@@ -133,9 +134,14 @@ def parse_raw(answer: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
     return status, headers, json.loads(body[:length])
 
 
+@functools.lru_cache(maxsize=8)
+def _torch_model(model_dir: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    return load_model(model_dir)
+
+
 def expected_probabilities(model_dir: Path, png: bytes) -> np.ndarray:
     """The PyTorch model's answer for an image, decoded the way preprocessing does."""
-    model, meta = load_model(model_dir)
+    model, meta = _torch_model(model_dir)
     pixels = to_rgb_array(Image.open(io.BytesIO(png)), int(meta["image_size"]))
     inputs = torch.from_numpy(pixels.transpose(2, 0, 1).copy()).float().div(255)[None]
     with torch.inference_mode():

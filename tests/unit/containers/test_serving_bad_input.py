@@ -215,8 +215,20 @@ def test_client_that_leaves_mid_body_frees_its_request(port: int) -> None:
         (b'{"instances": [[[[300, 0, 0]]]]}', "integers outside 0..255"),
         (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
     ],
-    ids=["syntax", "list", "empty", "wrong-key", "number", "base64", "not-image", "ragged",
-         "strings", "shape", "range", "deep"],  # fmt: skip
+    ids=[
+        "syntax",
+        "list",
+        "empty",
+        "wrong-key",
+        "number",
+        "base64",
+        "not-image",
+        "ragged",
+        "strings",
+        "shape",
+        "range",
+        "deep",
+    ],  # fmt: skip
 )
 def test_bad_json_is_400(port: int, body: bytes, message: str) -> None:
     status, answer = invoke(port, body, "application/json")
