@@ -51,6 +51,9 @@ class Settings:
     image_tag: str = __version__
     # Set to an ECR repository URI (ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME) for the cloud.
     image_repository: str = ""
+    # The serving image (endpoints, batch transform): same tag, its own repository.
+    serving_image_name: str = "local-mlops-serving"
+    serving_image_repository: str = ""
     base_image: str = "python:3.11-slim-bookworm"
     torch_index_url: str = "https://download.pytorch.org/whl/cpu"
     pip_index_url: str = "https://pypi.org/simple"
@@ -77,6 +80,12 @@ class Settings:
     def image_uri(self) -> str:
         """The runtime image name; the ECR URI when a repository is configured."""
         repository = self.image_repository or self.image_name
+        return f"{repository}:{self.image_tag}"
+
+    @property
+    def serving_image_uri(self) -> str:
+        """The serving image name; the ECR URI when a serving repository is configured."""
+        repository = self.serving_image_repository or self.serving_image_name
         return f"{repository}:{self.image_tag}"
 
     @property

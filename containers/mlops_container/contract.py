@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 # Environment variables read by the container code.
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
@@ -23,6 +24,8 @@ READ_TIMEOUT_ENV = "MLOPS_READ_TIMEOUT_SECONDS"
 INTRA_OP_THREADS_ENV = "MLOPS_INTRA_OP_THREADS"
 SERVING_BACKEND_ENV = "MLOPS_SERVING_BACKEND"
 ACCESS_LOG_ENV = "MLOPS_ACCESS_LOG"
+# ONNX Runtime (1.32) collects telemetry and can upload it unless this is set; the images set it.
+ORT_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
 
 DEFAULT_BASE_DIR = "/opt/ml"
 DEFAULT_PORT = 8080
@@ -91,6 +94,14 @@ def checkpoint_dir() -> Path:
     """Where training checkpoints live (``$MLOPS_CHECKPOINT_DIR`` overrides the default)."""
     override = os.environ.get(CHECKPOINT_DIR_ENV)
     return Path(override) if override else path(CHECKPOINT_PATH)
+
+
+def import_onnxruntime() -> Any:
+    """``onnxruntime``, imported with its telemetry off (the images also set the variable)."""
+    os.environ.setdefault(ORT_TELEMETRY_ENV, "1")
+    import onnxruntime
+
+    return onnxruntime
 
 
 def num_cpus() -> int:

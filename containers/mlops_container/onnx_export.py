@@ -60,8 +60,7 @@ def export(model: nn.Module, path: Path, image_size: int) -> None:
 
 def compare(model: nn.Module, path: Path, images: torch.Tensor) -> float:
     """Largest |torch - onnxruntime| logit difference on ``images`` (uint8 NCHW)."""
-    import onnxruntime as ort
-
+    ort = contract.import_onnxruntime()
     inputs = images.float().div(255)
     with torch.inference_mode():
         expected = model(inputs).numpy()
@@ -81,8 +80,7 @@ def export_checked(
     model: nn.Module, model_dir: Path, validation_images: torch.Tensor
 ) -> dict[str, Any]:
     """Export ``model.onnx`` into ``model_dir``, check it, and return its model.json entry."""
-    import onnxruntime as ort
-
+    ort = contract.import_onnxruntime()
     started = time.perf_counter()
     model_dir.mkdir(parents=True, exist_ok=True)
     path = model_dir / contract.MODEL_ONNX_FILE

@@ -1,4 +1,4 @@
-"""Building the runtime image (and the emulator image) online, air-gapped or behind a TLS proxy.
+"""Building the images (runtime, serving, emulator) online, air-gapped or behind a TLS proxy.
 
 Online: the public base image is pulled and pip reads the package indexes. Air-gapped (no
 registry answers, as on CI): a Debian base is made with debootstrap + ``docker import``
@@ -39,10 +39,20 @@ Say = Callable[[str], None]
 class ImageSpec:
     tag: str
     context: Path
+    dockerfile: str = "Dockerfile"
+    requirements_file: str = "requirements.txt"
 
     @property
     def requirements(self) -> Path:
-        return self.context / "requirements.txt"
+        return self.context / self.requirements_file
+
+    def requirement_files(self) -> list[Path]:
+        """The requirements file and every file it includes with ``-r`` (one level is enough)."""
+        files = [self.requirements]
+        for line in self.requirements.read_text().splitlines():
+            if line.strip().startswith(("-r ", "--requirement ")):
+                files.append(self.requirements.parent / line.split(maxsplit=1)[1].strip())
+        return files
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,18 @@ class BuildResult:
 
 
 def runtime_spec(settings: Settings) -> ImageSpec:
+    """The PyTorch image for processing and training (and hosting artifacts without ONNX)."""
     return ImageSpec(settings.image_uri, CONTAINERS)
+
+
+def serving_spec(settings: Settings) -> ImageSpec:
+    """The lean ONNX Runtime image for endpoints and batch transform (no torch)."""
+    return ImageSpec(
+        settings.serving_image_uri,
+        CONTAINERS,
+        dockerfile="Dockerfile.serving",
+        requirements_file="requirements-serving.txt",
+    )
 
 
 def emulator_spec() -> ImageSpec:
@@ -91,7 +112,8 @@ def prepare_wheelhouse(settings: Settings, spec: ImageSpec, say: Say) -> Path:
     """Download the image's wheels on the host (pip reads the host's indexes, proxy and CA)."""
     house = wheelhouse_dir(settings)
     house.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(spec.requirements.read_bytes()).hexdigest()[:16]
+    content = b"".join(path.read_bytes() for path in spec.requirement_files())
+    digest = hashlib.sha256(content).hexdigest()[:16]
     stamp = house / f".ready-{digest}"
     if stamp.exists():
         return house
@@ -181,6 +203,7 @@ def _run_build(
     with log_path.open("w") as log:
         stream = api.build(
             path=str(spec.context),
+            dockerfile=spec.dockerfile,
             tag=spec.tag,
             buildargs=buildargs,
             rm=True,

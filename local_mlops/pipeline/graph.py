@@ -54,7 +54,14 @@ FAIL = "AccuracyTooLow"
 
 PROCESSING_ROOT = "/opt/ml/processing"
 ACCURACY_PATH = "multiclass_classification_metrics.accuracy.value"
-CONTENT_TYPES = ["image/png", "image/jpeg", "application/x-image"]
+# What the serving image reads (containers/mlops_container/serving/decoding.py; a test compares).
+CONTENT_TYPES = [
+    "image/png",
+    "image/jpeg",
+    "application/x-image",
+    "application/x-npy",
+    "application/json",
+]
 
 # The image prints one line per epoch in this stable form (see containers/ML.md).
 METRIC_DEFINITIONS = [
@@ -258,9 +265,10 @@ def build_pipeline(
         ],
     )
 
-    # RegisterModel + CreateModel when the accuracy clears the threshold.
+    # RegisterModel + CreateModel when the accuracy clears the threshold. They reference the
+    # serving image (ONNX Runtime on the artifact's model.onnx, no torch).
     model = Model(
-        image_uri=target.image_uri,
+        image_uri=target.model_image_uri,
         model_data=model_data,
         role=target.role_arn,
         sagemaker_session=target.session,

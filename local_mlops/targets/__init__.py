@@ -70,4 +70,5 @@ def definition_session(settings: Settings) -> Target:
         settings.bucket,
         settings.region,
         *types,
+        serving_image_uri=settings.serving_image_uri,
     )

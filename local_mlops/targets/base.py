@@ -24,8 +24,16 @@ class Target:
     s3_endpoint: str = ""
     registry: ModelRegistry | None = None
     runstore: RunHistory | None = None
-    # Puts the image where the target's jobs pull it from (cloud: pushes to ECR); None: nothing.
+    # Puts the images where the target's jobs pull them from (cloud: pushes to ECR); None: nothing.
     prepare_image: Callable[[Callable[[str], None]], Any] | None = None
+    # The lean ONNX Runtime image that models and endpoints run ("" in hand-made targets: the
+    # runtime image, which serves too).
+    serving_image_uri: str = ""
+
+    @property
+    def model_image_uri(self) -> str:
+        """The image registered models and CreateModel reference."""
+        return self.serving_image_uri or self.image_uri
 
     @property
     def models(self) -> ModelRegistry:

@@ -49,6 +49,7 @@ def local_target(
         name="local",
         session=session,
         image_uri=settings.image_uri,
+        serving_image_uri=settings.serving_image_uri,
         role_arn=settings.role_arn,
         bucket=settings.bucket,
         region=settings.region,

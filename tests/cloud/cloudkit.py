@@ -11,6 +11,7 @@ ACCOUNT = "123456789012"  # moto's account
 ROLE_NAME = "LocalMlopsExecutionRole"
 BUCKET = "local-mlops-cloud-test"
 ECR_REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/local-mlops-runtime"
+SERVING_REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/local-mlops-serving"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 

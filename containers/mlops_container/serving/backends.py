@@ -38,8 +38,7 @@ class OnnxBackend:
     name = "onnxruntime"
 
     def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
+        ort = contract.import_onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
