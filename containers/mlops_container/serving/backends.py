@@ -9,6 +9,7 @@ serves artifacts trained before ``model.onnx`` was exported.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -100,9 +101,26 @@ def choose_backend(files: Path, wanted: str) -> str:
     return "torch"
 
 
+def _check_readable(model_dir: Path) -> None:
+    """The serving image runs as an unprivileged user: say so when the model is not readable."""
+    try:
+        names = [path.name for path in model_dir.iterdir()]
+        for name in names:
+            if (model_dir / name).is_file():
+                (model_dir / name).open("rb").close()
+    except PermissionError as error:
+        raise UserError(
+            f"cannot read {model_dir} as user {os.getuid()} ({error.strerror}): make the model "
+            "folder readable to all (chmod -R a+rX), or run the container with --user"
+        ) from error
+    except FileNotFoundError:
+        pass  # model_files_dir names what is missing
+
+
 def load(model_dir: Path, wanted: str = "auto", threads: int = 2) -> LoadedModel:
     """Load the artifact in ``model_dir`` and warm the backend up with one forward."""
     started = time.perf_counter()
+    _check_readable(model_dir)
     with tempfile.TemporaryDirectory(prefix="model-") as scratch:
         files = model_files_dir(model_dir, Path(scratch))
         meta = json.loads((files / contract.MODEL_META_FILE).read_text())
