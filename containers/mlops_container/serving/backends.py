@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import numpy as np
@@ -38,7 +39,7 @@ class OnnxBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, model: Path | bytes, threads: int) -> None:
         ort = contract.import_onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -47,7 +48,8 @@ class OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle pool threads would otherwise spin and take the core the event loop decodes on.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -117,26 +119,56 @@ def _check_readable(model_dir: Path) -> None:
         pass  # model_files_dir names what is missing
 
 
+def onnx_from_archive(archive: Path) -> tuple[bytes, bytes] | None:
+    """(model.json, model.onnx) read straight from ``model.tar.gz``, or None without ONNX.
+
+    Streams the archive and stops once both are found: nothing is written to disk and
+    ``model.pt`` is skipped, which keeps the start to ``/ping`` short.
+    """
+    wanted = {contract.MODEL_META_FILE: b"", contract.MODEL_ONNX_FILE: b""}
+    try:
+        with tarfile.open(archive, "r|gz") as tar:
+            for member in tar:
+                parts = [p for p in PurePosixPath(member.name).parts if p != "."]
+                if member.isfile() and len(parts) == 1 and parts[0] in wanted:
+                    handle = tar.extractfile(member)
+                    wanted[parts[0]] = handle.read() if handle else b""
+                    if all(wanted.values()):
+                        return wanted[contract.MODEL_META_FILE], wanted[contract.MODEL_ONNX_FILE]
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise UserError(f"{archive} is not a readable tar.gz: {error}") from error
+    return None
+
+
+def _meta_fields(meta: dict[str, Any], where: Path) -> tuple[list[str], int]:
+    try:
+        return [str(name) for name in meta["classes"]], int(meta["image_size"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise UserError(f"{where} lacks classes/image_size ({error})") from error
+
+
 def load(model_dir: Path, wanted: str = "auto", threads: int = 2) -> LoadedModel:
     """Load the artifact in ``model_dir`` and warm the backend up with one forward."""
     started = time.perf_counter()
     _check_readable(model_dir)
-    with tempfile.TemporaryDirectory(prefix="model-") as scratch:
-        files = model_files_dir(model_dir, Path(scratch))
-        meta = json.loads((files / contract.MODEL_META_FILE).read_text())
-        try:
-            classes = [str(name) for name in meta["classes"]]
-            image_size = int(meta["image_size"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise UserError(
-                f"{files / contract.MODEL_META_FILE} lacks classes/image_size ({error})"
-            ) from error
-        kind = choose_backend(files, wanted)
-        backend: Backend
-        if kind == "onnx":
-            backend = OnnxBackend(files / contract.MODEL_ONNX_FILE, threads)
-        else:
-            backend = TorchBackend(files, threads)
+    archive = model_dir / contract.MODEL_ARCHIVE_FILE
+    packed = None
+    if wanted != "torch" and not (model_dir / contract.MODEL_META_FILE).is_file():
+        packed = onnx_from_archive(archive) if archive.is_file() else None
+    backend: Backend
+    if packed is not None:
+        meta = json.loads(packed[0])
+        classes, image_size = _meta_fields(meta, archive)
+        backend = OnnxBackend(packed[1], threads)
+    else:
+        with tempfile.TemporaryDirectory(prefix="model-") as scratch:
+            files = model_files_dir(model_dir, Path(scratch))
+            meta = json.loads((files / contract.MODEL_META_FILE).read_text())
+            classes, image_size = _meta_fields(meta, files / contract.MODEL_META_FILE)
+            if choose_backend(files, wanted) == "onnx":
+                backend = OnnxBackend(files / contract.MODEL_ONNX_FILE, threads)
+            else:
+                backend = TorchBackend(files, threads)
     logits = backend.run(np.zeros((1, 3, image_size, image_size), dtype=np.float32))
     if logits.shape != (1, len(classes)):
         raise UserError(

@@ -270,3 +270,14 @@ def test_keep_alive_connection_serves_many_requests(port: int) -> None:
         assert response.status == 200 and json.loads(response.read())["predictions"]
     connection.close()
     assert time.monotonic() - started < 10
+
+
+def test_archive_without_onnx_is_extracted_for_pytorch(tmp_path: Path) -> None:
+    model = backends.load(write_artifact(tmp_path / "old", IMAGE_SIZE, archive=True))
+    assert model.backend.name == "torch" and model.classes == CLASSES
+
+
+def test_corrupt_archive_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "model.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(backends.UserError, match="model.tar.gz is not a readable tar.gz"):
+        backends.load(tmp_path)
