@@ -104,8 +104,7 @@ def test_decompression_bomb_is_refused_before_decoding(port: int) -> None:
     bomb = png_bomb(5000, 5000)  # 25 megapixels from ~25 KB
     assert len(bomb) < 100_000
     status, answer = invoke(port, bomb, "image/png")
-    assert status == 400 and "too large to decode" in answer["error"]
-    assert "25000000 pixels" in answer["error"]
+    assert status == 400 and "5000x5000 pixels, more than the 16,777,216" in answer["error"]
 
 
 def test_header_claiming_400_megapixels_is_refused(port: int) -> None:
@@ -119,7 +118,7 @@ def test_several_bombs_in_one_json_request(port: int) -> None:
     body = json.dumps({"instances": [good, bomb, bomb, {"b64": bomb}, bomb]}).encode()
     started = time.monotonic()
     status, answer = invoke(port, body, "application/json")
-    assert status == 400 and "instance 1 is too large to decode" in answer["error"]
+    assert status == 400 and "instance 1 is 5000x5000 pixels" in answer["error"]
     assert time.monotonic() - started < 5  # refused from the headers, nothing decoded
 
 
