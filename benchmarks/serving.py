@@ -112,8 +112,8 @@ def in_process(folder: Path, body: bytes) -> dict[str, dict[str, float]]:
     }
     figures = {}
     for name, run in runs.items():
-        single = statistics.median(timed(lambda run=run: run(decode()), 300)) * 1000
-        forward = statistics.median(timed(lambda run=run: run(batch), 40)) * 1000
+        single = statistics.median(timed(lambda run=run: run(decode()), 200)) * 1000
+        forward = statistics.median(timed(lambda run=run: run(batch), 20)) * 1000
         figures[name] = {
             "single_ms": single,
             "batch_ms": forward,
@@ -198,16 +198,25 @@ def bench(backbone: str, image: str, seconds: float) -> dict[str, Any]:
         folder = make_artifact(backbone, Path(scratch))
         os.chmod(scratch, 0o755)  # the container's user reads the mounted artifact
         body = png()
+        progress(f"{backbone}: in-process ONNX Runtime and PyTorch ...")
         local = in_process(folder, body)
         port = free_port()
+        progress(f"{backbone}: starting the serving container ...")
         name, ready, rss = run_container(image, folder, port)
         try:
-            http = {c: asyncio.run(load(port, body, c, seconds)) for c in (1, 16)}
+            http = {}
+            for concurrency in (1, 16):
+                progress(f"{backbone}: HTTP load at concurrency {concurrency} for {seconds:g} s")
+                http[concurrency] = asyncio.run(load(port, body, concurrency, seconds))
             rss_after = resident_mb(name)
         finally:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     return {"backbone": backbone, "in_process": local, "http": http, "ping_s": ready,
             "rss_mb": rss, "rss_after_load_mb": rss_after}  # fmt: skip
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def report(result: dict[str, Any]) -> None:
@@ -233,6 +242,7 @@ def report(result: dict[str, Any]) -> None:
     ]
     for label, ratio, goal in goals:
         print(f"  {label:42} {ratio:6.2f}  (goal {goal})")
+    print(f"load average after: {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,10 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {image} is not built; run `local-mlops build`", file=sys.stderr)
         return 1
     print(f"serving image {image}: {dockerhost.image_size(image) / 1e6:.0f} MB; "
-          f"{os.cpu_count()} cores")  # fmt: skip
-    results = [bench(b, image, args.seconds) for b in args.backbones.split(",")]
-    for result in results:
-        report(result)
+          f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    results = []
+    for backbone in args.backbones.split(","):
+        results.append(bench(backbone, image, args.seconds))
+        report(results[-1])
     if args.json:
         print(json.dumps(results, indent=1))
     return 0
