@@ -8,8 +8,11 @@ serves artifacts trained before ``model.onnx`` was exported.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 import time
@@ -119,25 +122,38 @@ def _check_readable(model_dir: Path) -> None:
         pass  # model_files_dir names what is missing
 
 
-def onnx_from_archive(archive: Path) -> tuple[bytes, bytes] | None:
-    """(model.json, model.onnx) read straight from ``model.tar.gz``, or None without ONNX.
+def onnx_from_archive(archive: Path, scratch: Path) -> tuple[bytes, Path] | None:
+    """(model.json, model.onnx copied to ``scratch``) from ``model.tar.gz``, or None without ONNX.
 
-    Streams the archive and stops once both are found: nothing is written to disk and
-    ``model.pt`` is skipped, which keeps the start to ``/ping`` short.
+    Streams the archive and stops once both are found, so ``model.pt`` is neither decompressed
+    (when it comes last) nor written: that keeps the start to ``/ping`` short. ONNX Runtime
+    loads from a file path with ~40 MB less resident memory than from bytes.
     """
-    wanted = {contract.MODEL_META_FILE: b"", contract.MODEL_ONNX_FILE: b""}
+    meta, onnx = b"", scratch / contract.MODEL_ONNX_FILE
     try:
         with tarfile.open(archive, "r|gz") as tar:
             for member in tar:
                 parts = [p for p in PurePosixPath(member.name).parts if p != "."]
-                if member.isfile() and len(parts) == 1 and parts[0] in wanted:
-                    handle = tar.extractfile(member)
-                    wanted[parts[0]] = handle.read() if handle else b""
-                    if all(wanted.values()):
-                        return wanted[contract.MODEL_META_FILE], wanted[contract.MODEL_ONNX_FILE]
+                if not (member.isfile() and len(parts) == 1):
+                    continue
+                handle = tar.extractfile(member)
+                if handle is not None and parts[0] == contract.MODEL_META_FILE:
+                    meta = handle.read()
+                elif handle is not None and parts[0] == contract.MODEL_ONNX_FILE:
+                    with onnx.open("wb") as target:
+                        shutil.copyfileobj(handle, target, 1024 * 1024)
+                if meta and onnx.is_file():
+                    return meta, onnx
     except (tarfile.TarError, OSError, EOFError) as error:
         raise UserError(f"{archive} is not a readable tar.gz: {error}") from error
     return None
+
+
+def release_free_memory() -> None:
+    """Hand memory freed while loading back to the OS (glibc keeps it otherwise: ~90 MB for
+    resnet18, measured)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _meta_fields(meta: dict[str, Any], where: Path) -> tuple[list[str], int]:
@@ -152,16 +168,16 @@ def load(model_dir: Path, wanted: str = "auto", threads: int = 2) -> LoadedModel
     started = time.perf_counter()
     _check_readable(model_dir)
     archive = model_dir / contract.MODEL_ARCHIVE_FILE
-    packed = None
-    if wanted != "torch" and not (model_dir / contract.MODEL_META_FILE).is_file():
-        packed = onnx_from_archive(archive) if archive.is_file() else None
     backend: Backend
-    if packed is not None:
-        meta = json.loads(packed[0])
-        classes, image_size = _meta_fields(meta, archive)
-        backend = OnnxBackend(packed[1], threads)
-    else:
-        with tempfile.TemporaryDirectory(prefix="model-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="model-") as scratch:
+        packed = None
+        if wanted != "torch" and not (model_dir / contract.MODEL_META_FILE).is_file():
+            packed = onnx_from_archive(archive, Path(scratch)) if archive.is_file() else None
+        if packed is not None:
+            meta = json.loads(packed[0])
+            classes, image_size = _meta_fields(meta, archive)
+            backend = OnnxBackend(packed[1], threads)
+        else:
             files = model_files_dir(model_dir, Path(scratch))
             meta = json.loads((files / contract.MODEL_META_FILE).read_text())
             classes, image_size = _meta_fields(meta, files / contract.MODEL_META_FILE)
@@ -175,6 +191,7 @@ def load(model_dir: Path, wanted: str = "auto", threads: int = 2) -> LoadedModel
             f"the model answers shape {logits.shape} for one image, but model.json lists "
             f"{len(classes)} classes"
         )
+    release_free_memory()
     return LoadedModel(backend, classes, image_size, meta, time.perf_counter() - started)
 
 
