@@ -52,6 +52,9 @@ class Settings:
     image_tag: str = __version__
     # Set to an ECR repository URI (ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME) for the cloud.
     image_repository: str = ""
+    # The serving image (endpoints, batch transform): same tag, its own repository.
+    serving_image_name: str = "local-mlops-serving"
+    serving_image_repository: str = ""
     base_image: str = "python:3.11-slim-bookworm"
     torch_index_url: str = "https://download.pytorch.org/whl/cpu"
     pip_index_url: str = "https://pypi.org/simple"
@@ -75,7 +78,7 @@ class Settings:
     # the local target, off for the cloud (see load_settings).
     auto_approve: bool = False
     endpoint_name: str = "local-mlops-endpoint"
-    # The image endpoints run; empty: the runtime image (image_uri). One line to switch.
+    # The image endpoints run; empty: the serving image (serving_image_uri).
     endpoint_image: str = ""
     endpoint_instance_type: str = "ml.m5.large"
     endpoint_instance_count: int = 1
@@ -101,10 +104,15 @@ class Settings:
         return f"{repository}:{self.image_tag}"
 
     @property
+    def serving_image_uri(self) -> str:
+        """The serving image name; the ECR URI when a serving repository is configured."""
+        repository = self.serving_image_repository or self.serving_image_name
+        return f"{repository}:{self.image_tag}"
+
+    @property
     def endpoint_image_uri(self) -> str:
-        """The image endpoints run: ``endpoint_image``, else the runtime image (the one line to
-        change once the lean serving image exists)."""
-        return self.endpoint_image or self.image_uri
+        """The image endpoints run: ``endpoint_image``, else the lean serving image."""
+        return self.endpoint_image or self.serving_image_uri
 
     @property
     def state_path(self) -> Path:

@@ -38,5 +38,5 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
-log "Building the runtime image (offline when no registry answers; cached after the first time) ..."
+log "Building the runtime and serving images (offline when no registry answers; cached after the first time) ..."
 local-mlops build

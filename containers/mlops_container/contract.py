@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 # Environment variables read by the container code.
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
@@ -17,12 +18,23 @@ BIND_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 TORCH_HOME_ENV = "TORCH_HOME"
 RUN_AS_ENV = "MLOPS_RUN_AS"  # set by the image: the user its entry points drop root to
+# Serving (SageMaker's names first, then the server's own knobs).
+CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
+MAX_BATCH_ENV = "MLOPS_MAX_BATCH_SIZE"
+READ_TIMEOUT_ENV = "MLOPS_READ_TIMEOUT_SECONDS"
+INTRA_OP_THREADS_ENV = "MLOPS_INTRA_OP_THREADS"
+SERVING_BACKEND_ENV = "MLOPS_SERVING_BACKEND"
+ACCESS_LOG_ENV = "MLOPS_ACCESS_LOG"
+# ONNX Runtime (1.32) collects telemetry and can upload it unless this is set; the images set it.
+ORT_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
 
 DEFAULT_BASE_DIR = "/opt/ml"
 # Commands the CLI starts with `docker run` (importer, `data validate`) get their folders here.
 COMMAND_MOUNT_DIR = "/data"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_MB = 6
+DEFAULT_MAX_BATCH = 32
+DEFAULT_READ_TIMEOUT_SECONDS = 10.0
 
 # Paths relative to the base directory.
 HYPERPARAMETERS_PATH = "input/config/hyperparameters.json"
@@ -48,6 +60,7 @@ IMAGES_DIR = "images"
 DATA_FILE = "data.npz"
 MODEL_WEIGHTS_FILE = "model.pt"
 MODEL_META_FILE = "model.json"
+MODEL_ONNX_FILE = "model.onnx"
 MODEL_ARCHIVE_FILE = "model.tar.gz"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"  # per-epoch metrics, for the dashboard's curves
@@ -69,7 +82,13 @@ OBJECTIVE_METRIC = "val_accuracy"
 METRICS_SECTION = "multiclass_classification_metrics"
 ACCURACY_PATH = f"{METRICS_SECTION}.accuracy.value"
 # What the model server accepts and answers.
-CONTENT_TYPES = ("image/png", "image/jpeg", "application/x-image")
+CONTENT_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "application/x-image",
+    "application/x-npy",
+    "application/json",
+)
 RESPONSE_TYPES = ("application/json",)
 # Preprocessing writes one folder per output; the splits are the training channels and "test".
 TEST_SPLIT = "test"
@@ -109,6 +128,14 @@ def checkpoint_dir() -> Path:
     """Where training checkpoints live (``$MLOPS_CHECKPOINT_DIR`` overrides the default)."""
     override = os.environ.get(CHECKPOINT_DIR_ENV)
     return Path(override) if override else path(CHECKPOINT_PATH)
+
+
+def import_onnxruntime() -> Any:
+    """``onnxruntime``, imported with its telemetry off (the images also set the variable)."""
+    os.environ.setdefault(ORT_TELEMETRY_ENV, "1")
+    import onnxruntime
+
+    return onnxruntime
 
 
 def num_cpus() -> int:

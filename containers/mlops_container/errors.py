@@ -25,11 +25,16 @@ class UserError(Exception):
 
 
 class HTTPError(Exception):
-    """An inference request error carrying the HTTP status to answer with."""
+    """An inference request error carrying the HTTP status to answer with.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``close`` asks the server to close the connection after answering (the rest of the request
+    cannot be read or trusted).
+    """
+
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.close = close
 
 
 def write_reason(reason_file: Path, text: str) -> None:

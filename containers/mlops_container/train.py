@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoints, contract, hyperparameters
+from . import checkpoints, contract, hyperparameters, onnx_export
 from .errors import UserError, exit_now, run_entrypoint
 from .hyperparameters import Hyperparameters
 from .loop import (
@@ -250,7 +250,8 @@ def train(hp: Hyperparameters, paths: JobPaths) -> dict[str, Any]:
     if not progress.history:
         raise UserError("no epoch ran and no checkpoint holds a trained model")
     data_meta = {"classes": classes, "image_size": image_size, "normalization": norm}
-    return finish(model, progress, hp, paths, data_meta, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return finish(model, progress, hp, paths, data_meta, seconds, val_data.images)
 
 
 def finish(
@@ -260,8 +261,10 @@ def finish(
     paths: JobPaths,
     data_meta: dict[str, Any],
     seconds: float,
+    validation_images: torch.Tensor,
 ) -> dict[str, Any]:
-    """Write the best epoch's artifact and metrics.json; print the final line."""
+    """Write the best epoch's artifact (model.pt, model.onnx checked against it, model.json)
+    and metrics.json; print the final line."""
     best = progress.best
     speeds = [h["images_per_sec"] for h in progress.history]
     final = {
@@ -275,6 +278,12 @@ def finish(
         "train_seconds": round(seconds, 2),
     }
     model.load_state_dict(progress.best_weights)
+    onnx_meta = onnx_export.export_checked(model, paths.model, validation_images)
+    print(
+        f"exported {contract.MODEL_ONNX_FILE}: max |torch - onnxruntime| = "
+        f"{onnx_meta['max_abs_diff']:.2g} on {onnx_meta['checked_images']} validation images",
+        flush=True,
+    )
     save_artifact(
         paths.model,
         model,
@@ -284,6 +293,7 @@ def finish(
             **data_meta,
             "metrics": final,
             "hyperparameters": asdict(hp),
+            "onnx": onnx_meta,
         },
     )
     paths.output_data.mkdir(parents=True, exist_ok=True)

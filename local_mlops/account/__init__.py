@@ -1,7 +1,7 @@
 """The cloud account side: what ``--cloud`` needs, as one CloudFormation stack, and back to zero.
 
     init     stack.deploy (create, update or leave alone) -> verify every promise of the template
-             -> write role_arn, bucket, image_repository, region into local-mlops.toml
+             -> write role_arn, bucket, image_repository, serving_image_repository, region into local-mlops.toml
     status   the stack, its promises, and what the project has running or stored, with costs
     down     teardown.plan (found by tags) -> the caller confirms -> teardown.tear_down
 

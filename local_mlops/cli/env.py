@@ -166,22 +166,32 @@ def build(
     push: bool = typer.Option(
         False,
         "--push",
-        help="Then push it to ECR for --cloud runs (image_repository, else ACCOUNT's ECR "
-        "repository named image_name, created when missing).",
+        help="Then push them to ECR for --cloud runs (image_repository / "
+        "serving_image_repository, else ACCOUNT's ECR repositories named image_name / "
+        "serving_image_name, created when missing).",
     ),
     region: str | None = region_option(),
     profile: str | None = profile_option(),
 ) -> None:
-    """Build the runtime image (offline when no registry answers), reusing the layer cache.
+    """Build the runtime image (processing, training) and the serving image (endpoints: ONNX
+    Runtime, no torch), offline when no registry answers, reusing the layer cache.
 
     Example: local-mlops build --push
     """
-    from rich.progress import DownloadColumn, TransferSpeedColumn
-
     from local_mlops.targets import cloud
 
     settings = settings_from(ctx, region=region, profile=profile)
-    spec = image.runtime_spec(settings)
+    for spec in (image.runtime_spec(settings), image.serving_spec(settings)):
+        _build_one(settings, spec)
+    if not push:
+        return
+    for serving in (False, True):
+        pushed = _push_one(settings, cloud, serving)
+        verb = "already in the registry" if pushed.skipped else f"pushed in {pushed.seconds:.0f} s"
+        err.print(f"[green]✓[/green] {pushed.uri} {verb} ({pushed.digest})")
+
+
+def _build_one(settings: Settings, spec: image.ImageSpec) -> None:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as progress:
         task = progress.add_task(f"building {spec.tag}", total=None)
@@ -200,13 +210,17 @@ def build(
         f"[green]✓[/green] built {result.tag} ({result.mode}) in {result.seconds:.0f} s, "
         f"{result.size_bytes / 1e9:.2f} GB"
     )
-    if not push:
-        return
+
+
+def _push_one(settings: Settings, cloud: Any, serving: bool) -> image.PushResult:
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    local = settings.serving_image_uri if serving else settings.image_uri
     push_columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
     with Progress(
         *push_columns, TransferSpeedColumn(), TimeElapsedColumn(), console=err, transient=True
     ) as progress:
-        task = progress.add_task(f"pushing {settings.image_uri}", total=None)
+        task = progress.add_task(f"pushing {local}", total=None)
         layers: dict[str, tuple[int, int]] = {}
 
         def on_progress(layer: str, status: str, current: int, total: int) -> None:
@@ -227,9 +241,10 @@ def build(
         def tell_push(message: str) -> None:
             progress.console.print(f"[cyan]›[/cyan] {message}")
 
-        pushed = cloud.push_runtime_image(settings, tell_push, on_progress)
-    verb = "already in the registry" if pushed.skipped else f"pushed in {pushed.seconds:.0f} s"
-    err.print(f"[green]✓[/green] {pushed.uri} {verb} ({pushed.digest})")
+        result: image.PushResult = cloud.push_runtime_image(
+            settings, tell_push, on_progress, serving=serving
+        )
+        return result
 
 
 def register(app: typer.Typer) -> None:

@@ -54,13 +54,21 @@ def check_compose(settings: Settings) -> Check:
     return Check("Docker Compose", OK, f"{info.flavour} {info.version}, usable by the SDK")
 
 
-def check_image(settings: Settings) -> Check:
+def _check_image(name: str, uri: str) -> Check:
     if not dockerhost.docker_available():
-        return Check("Runtime image", FAIL, "cannot check: Docker is not reachable", "start Docker")
-    if dockerhost.image_exists(settings.image_uri):
-        size = dockerhost.image_size(settings.image_uri) / 1e9
-        return Check("Runtime image", OK, f"{settings.image_uri} ({size:.1f} GB)")
-    return Check("Runtime image", FAIL, f"{settings.image_uri} is not built", "local-mlops build")
+        return Check(name, FAIL, "cannot check: Docker is not reachable", "start Docker")
+    if dockerhost.image_exists(uri):
+        size = dockerhost.image_size(uri) / 1e9
+        return Check(name, OK, f"{uri} ({size:.2f} GB)")
+    return Check(name, FAIL, f"{uri} is not built", "local-mlops build")
+
+
+def check_image(settings: Settings) -> Check:
+    return _check_image("Runtime image", settings.image_uri)
+
+
+def check_serving_image(settings: Settings) -> Check:
+    return _check_image("Serving image", settings.serving_image_uri)
 
 
 def check_s3(settings: Settings) -> Check:
@@ -146,6 +154,7 @@ LOCAL_CHECKS: list[Callable[[Settings], Check]] = [
     check_docker,
     check_compose,
     check_image,
+    check_serving_image,
     check_s3,
 ]
 

@@ -20,7 +20,13 @@ METRICS_SECTION = "multiclass_classification_metrics"
 ACCURACY_PATH = f"{METRICS_SECTION}.accuracy.value"  # what the accuracy gate reads (JsonGet)
 
 # What the model accepts and answers (the model package's inference specification).
-CONTENT_TYPES = ("image/png", "image/jpeg", "application/x-image")
+CONTENT_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "application/x-image",
+    "application/x-npy",
+    "application/json",
+)
 RESPONSE_TYPES = ("application/json",)
 
 # Training channels, and the preprocessing step's outputs (one folder each).

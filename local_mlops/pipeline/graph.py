@@ -58,6 +58,8 @@ from local_mlops.targets import Target
 ACCURACY_PATH = contract.ACCURACY_PATH
 METRIC_DEFINITIONS = contract.METRIC_DEFINITIONS
 OBJECTIVE = contract.OBJECTIVE_METRIC
+# What the serving image reads (containers/mlops_container/serving/decoding.py; a test compares).
+CONTENT_TYPES = list(contract.CONTENT_TYPES)
 
 
 def dataset_uri(settings: Settings) -> str:
@@ -260,9 +262,10 @@ def build_pipeline(
         ],
     )
 
-    # RegisterModel + CreateModel when the accuracy clears the threshold.
+    # RegisterModel + CreateModel when the accuracy clears the threshold. They reference the
+    # serving image (ONNX Runtime on the artifact's model.onnx, no torch).
     model = Model(
-        image_uri=target.image_uri,
+        image_uri=target.model_image_uri,
         model_data=model_data,
         role=target.role_arn,
         sagemaker_session=target.session,

@@ -91,10 +91,18 @@ class Target:
     s3_endpoint: str = ""
     registry: ModelRegistry | None = None
     runstore: RunHistory | None = None
-    # Puts the image where the target's jobs pull it from (cloud: pushes to ECR); None: nothing.
+    # Puts the images where the target's jobs pull them from (cloud: pushes to ECR); None: nothing.
     prepare_image: Callable[[Say], Any] | None = None
     # Tags the upserted pipeline carries (cloud: the project's, which `cloud down` finds it by).
     upsert_tags: list[dict[str, str]] | None = None
+    # The lean ONNX Runtime image that models and endpoints run ("" in hand-made targets: the
+    # runtime image, which serves too).
+    serving_image_uri: str = ""
+
+    @property
+    def model_image_uri(self) -> str:
+        """The image registered models and CreateModel reference."""
+        return self.serving_image_uri or self.image_uri
 
     @property
     def models(self) -> ModelRegistry:

@@ -87,25 +87,29 @@ def _session_class() -> type:
     return CloudPipelineSession
 
 
-def repository(settings: Settings, session: Any) -> Repository:
-    """The configured repository, or the account's ECR repository named after the image."""
+def repository(settings: Settings, session: Any, serving: bool = False) -> Repository:
+    """The configured repository, or the account's ECR repository named after the image
+    (the runtime image's, or with ``serving`` the serving image's)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if settings.image_repository:
-        return Repository(settings.image_repository.rstrip("/"))
+    configured = settings.serving_image_repository if serving else settings.image_repository
+    name = settings.serving_image_name if serving else settings.image_name
+    if configured:
+        return Repository(configured.rstrip("/"))
     try:
         account = session.client("sts").get_caller_identity()["Account"]
     except (BotoCoreError, ClientError) as exc:
+        setting = "serving_image_repository" if serving else "image_repository"
         raise LocalMlopsError(
             f"cannot find the AWS account for the ECR repository ({brief_error(exc)})",
-            f"{CREDENTIALS_FIX}, or set image_repository to an ECR repository URI",
+            f"{CREDENTIALS_FIX}, or set {setting} to an ECR repository URI",
         ) from exc
-    return Repository(f"{account}.dkr.ecr.{settings.region}.amazonaws.com/{settings.image_name}")
+    return Repository(f"{account}.dkr.ecr.{settings.region}.amazonaws.com/{name}")
 
 
-def image_uri(settings: Settings, session: Any) -> str:
-    """The runtime image's URI in the cloud: ``repository:tag``."""
-    return f"{repository(settings, session).uri}:{settings.image_tag}"
+def image_uri(settings: Settings, session: Any, serving: bool = False) -> str:
+    """An image's URI in the cloud: ``repository:tag`` (runtime, or serving)."""
+    return f"{repository(settings, session, serving).uri}:{settings.image_tag}"
 
 
 def _ecr(session: Any, repo: Repository) -> tuple[Any, dict[str, Any]]:
@@ -185,13 +189,16 @@ def push_runtime_image(
     say: Say,
     on_progress: image.PushProgress | None = None,
     session: Any = None,
+    serving: bool = False,
 ) -> image.PushResult:
-    """Put the local runtime image in the cloud repository, unless it is there already."""
+    """Put a local image (the runtime one, or with ``serving`` the serving one) in its cloud
+    repository, unless it is there already."""
     started = time.monotonic()
     session = session or boto_session(settings)
-    repo = repository(settings, session)
+    repo = repository(settings, session, serving)
+    local = settings.serving_image_uri if serving else settings.image_uri
     uri = f"{repo.uri}:{settings.image_tag}"
-    local_digests = image.repo_digests(settings.image_uri)
+    local_digests = image.repo_digests(local)
     auth: dict[str, str] | None = None
     if repo.ecr:
         ensure_repository(session, repo, say)
@@ -200,14 +207,24 @@ def push_runtime_image(
             say(f"{uri} is already in ECR ({digest[:19]}): not pushing it again.")
             return image.PushResult(uri, digest, time.monotonic() - started, skipped=True)
         auth = registry_login(session, repo)
-    say(
-        f"Pushing {uri} ..."
-        if uri == settings.image_uri
-        else f"Pushing {settings.image_uri} as {uri} ..."
-    )
-    digest = image.push(settings.image_uri, uri, auth, on_progress or _layer_reporter(say))
+    say(f"Pushing {uri} ..." if uri == local else f"Pushing {local} as {uri} ...")
+    digest = image.push(local, uri, auth, on_progress or _layer_reporter(say))
     say(f"Pushed {uri} ({digest[:19]}).")
     return image.PushResult(uri, digest, time.monotonic() - started, skipped=False)
+
+
+def push_images(
+    settings: Settings,
+    say: Say,
+    on_progress: image.PushProgress | None = None,
+    session: Any = None,
+) -> list[image.PushResult]:
+    """Both images a cloud run needs: runtime (jobs) and serving (models, endpoints)."""
+    session = session or boto_session(settings)
+    return [
+        push_runtime_image(settings, say, on_progress, session, serving=serving)
+        for serving in (False, True)
+    ]
 
 
 def _layer_reporter(say: Say) -> image.PushProgress:
@@ -358,6 +375,7 @@ def open_target(
         name="cloud",
         session=session,
         image_uri=image_uri(settings, aws),
+        serving_image_uri=image_uri(settings, aws, serving=True),
         role_arn=settings.role_arn,
         bucket=settings.bucket,
         region=settings.region,
@@ -365,7 +383,7 @@ def open_target(
         training_instance_type=settings.training_instance_type,
         registry=CloudModelRegistry(session.sagemaker_client),
         runstore=CloudRunStore(session.sagemaker_client, settings.pipeline_name),
-        prepare_image=lambda say: push_runtime_image(settings, say, session=aws),
+        prepare_image=lambda say: push_images(settings, say, session=aws),
         upsert_tags=project_tags(settings, "local-mlops run"),
     )
 
@@ -390,4 +408,5 @@ def definition_target(settings: Settings) -> Target:
         settings.region,
         settings.processing_instance_type,
         settings.training_instance_type,
+        serving_image_uri=settings.serving_image_uri,
     )

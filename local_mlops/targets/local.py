@@ -110,6 +110,7 @@ def open_target(
         name="local",
         session=session,
         image_uri=settings.image_uri,
+        serving_image_uri=settings.serving_image_uri,
         role_arn=settings.role_arn,
         bucket=settings.bucket,
         region=settings.region,
@@ -147,4 +148,5 @@ def definition_target(settings: Settings) -> Target:
         settings.region,
         LOCAL_INSTANCE_TYPE,
         LOCAL_INSTANCE_TYPE,
+        serving_image_uri=settings.serving_image_uri,
     )

@@ -14,9 +14,11 @@ ACCOUNT = "123456789012"  # moto's account
 ROLE_NAME = "LocalMlopsExecutionRole"
 BUCKET = "local-mlops-cloud-test"
 ECR_REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/local-mlops-runtime"
+SERVING_REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/local-mlops-serving"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 PIPELINE = "local-mlops-pipeline"
 IMAGE_URI = f"{ECR_REPOSITORY}:{__version__}"
+SERVING_URI = f"{SERVING_REPOSITORY}:{__version__}"
 
 
 @dataclass
@@ -93,22 +95,25 @@ class FakeEngine:
 
 
 def image_already_in_ecr(aws: Any, engine: FakeEngine) -> str:
-    """ECR holds the tag, and the local image records that digest (as after an earlier push)."""
+    """ECR holds the tag of both images, and the local images record those digests (as after
+    an earlier push)."""
     ecr = aws.client("ecr")
-    ecr.create_repository(repositoryName="local-mlops-runtime")
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {},
         "layers": [],
     }
-    pushed = ecr.put_image(
-        repositoryName="local-mlops-runtime",
-        imageManifest=json.dumps(manifest),
-        imageTag=__version__,
-    )
-    digest = str(pushed["image"]["imageId"]["imageDigest"])
-    engine.repo_digests = [f"{ECR_REPOSITORY}@{digest}"]
+    digest = ""
+    engine.repo_digests = []
+    for repository in (ECR_REPOSITORY, SERVING_REPOSITORY):
+        name = repository.split("/", 1)[1]
+        ecr.create_repository(repositoryName=name)
+        pushed = ecr.put_image(
+            repositoryName=name, imageManifest=json.dumps(manifest), imageTag=__version__
+        )
+        digest = str(pushed["image"]["imageId"]["imageDigest"])
+        engine.repo_digests.append(f"{repository}@{digest}")
     return digest
 
 

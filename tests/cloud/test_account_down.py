@@ -22,6 +22,7 @@ from accountkit import (
     EXECUTION_ROLE,
     RUNTIME_REPOSITORY,
     SCHEDULER_ROLE,
+    SERVING_REPOSITORY,
     STACK,
     flat,
     project_folder,
@@ -128,19 +129,21 @@ def _survivors(aws: boto3.Session) -> dict[str, Any]:
 
 
 def _image_in_ecr(aws: boto3.Session, engine: FakeEngine) -> None:
-    """The runtime image in the stack's repository, as after an earlier push."""
+    """The runtime and serving images in the stack's repositories, as after an earlier push."""
     manifest = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {},
         "layers": [],
     }
-    pushed = aws.client("ecr").put_image(
-        repositoryName=RUNTIME_REPOSITORY, imageManifest=json.dumps(manifest), imageTag=__version__
-    )
-    uri = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{RUNTIME_REPOSITORY}"
-    engine.local_images.add(f"{uri}:{__version__}")
-    engine.repo_digests = [f"{uri}@{pushed['image']['imageId']['imageDigest']}"]
+    engine.repo_digests = []
+    for repository in (RUNTIME_REPOSITORY, SERVING_REPOSITORY):
+        pushed = aws.client("ecr").put_image(
+            repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=__version__
+        )
+        uri = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{repository}"
+        engine.local_images.add(f"{uri}:{__version__}")
+        engine.repo_digests.append(f"{uri}@{pushed['image']['imageId']['imageDigest']}")
 
 
 def _dataset(aws: boto3.Session) -> None:

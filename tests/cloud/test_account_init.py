@@ -116,6 +116,7 @@ def test_init_on_an_empty_account_creates_the_stack_and_writes_the_names(
         "role_arn": f"arn:aws:iam::{ACCOUNT}:role/{EXECUTION_ROLE}",
         "bucket": BUCKET,
         "image_repository": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{RUNTIME_REPOSITORY}",
+        "serving_image_repository": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{SERVING_REPOSITORY}",
         "region": REGION,
     }
     # ... and doctor --cloud finds the account side in order.

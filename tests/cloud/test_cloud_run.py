@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import boto3
-from cloudkit import IMAGE_URI, PIPELINE, FakeEngine, NetworkLog
+from cloudkit import IMAGE_URI, PIPELINE, SERVING_URI, FakeEngine, NetworkLog
 from cloudkit import flat as _flat
 from cloudkit import image_already_in_ecr as _image_already_in_ecr
 from typer.testing import CliRunner
@@ -72,13 +72,14 @@ def test_run_cloud_upserts_starts_and_follows(
     shown = runner.invoke(app, ["pipeline", "show", "--cloud"])
     assert shown.exit_code == 0, shown.output
     assert _shape(stored) == _shape(json.loads(shown.stdout))
-    assert _images(stored) == {IMAGE_URI}
+    assert _images(stored) == {IMAGE_URI, SERVING_URI}  # jobs; registered model and CreateModel
     assert sagemaker.describe_pipeline(PipelineName=PIPELINE)["RoleArn"].endswith(
         "role/LocalMlopsExecutionRole"
     )
 
-    # The image was already in ECR with this digest: no login, no push.
+    # The images were already in ECR with these digests: no login, no push.
     assert f"{IMAGE_URI} is already in ECR" in _flat(result.stderr)
+    assert f"{SERVING_URI} is already in ECR" in _flat(result.stderr)
     assert engine.logins == [] and engine.pushes == []
 
     # Every AWS call went to the emulator; nothing (telemetry included) tried to leave.

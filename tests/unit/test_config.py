@@ -102,12 +102,12 @@ def test_the_endpoint_image_is_one_setting(tmp_path: Path) -> None:
     path = write_config(tmp_path, "")
     assert (
         load_settings(config_file=path, environ={}).endpoint_image_uri
-        == "local-mlops-runtime:0.1.0"
+        == "local-mlops-serving:0.1.0"
     )
-    serving = load_settings(
-        {"endpoint_image": "local-mlops-serving:0.1.0"}, config_file=path, environ={}
+    runtime = load_settings(
+        {"endpoint_image": "local-mlops-runtime:0.1.0"}, config_file=path, environ={}
     )
-    assert serving.endpoint_image_uri == "local-mlops-serving:0.1.0"
+    assert runtime.endpoint_image_uri == "local-mlops-runtime:0.1.0"
 
 
 def test_an_unknown_traffic_shifting_is_refused(tmp_path: Path) -> None:
