@@ -28,6 +28,7 @@ lock requirements/dev.lock pyproject.toml --extra dev --extra container
 # The CLI alone (what the main job needs), at the same versions as the test environment.
 lock requirements/host.lock pyproject.toml -c requirements/dev.lock
 lock containers/requirements.lock containers/requirements.txt
+lock containers/requirements-serving.lock containers/requirements-serving.txt -c containers/requirements.lock
 lock containers/emulator/requirements.lock containers/emulator/requirements.txt
 for extra in containers/*/requirements.txt; do  # other images (each folder with its own)
     [ "$extra" = containers/emulator/requirements.txt ] && continue

@@ -80,7 +80,7 @@ def serving_spec(settings: Settings) -> ImageSpec:
         CONTAINERS,
         dockerfile="Dockerfile.serving",
         requirements_file="requirements-serving.txt",
-        lock_file="",
+        lock_file="requirements-serving.lock",
     )
 
 

@@ -40,3 +40,16 @@ def test_the_runtime_image_includes_the_serving_requirements() -> None:
     runtime = [p.name for p in image.runtime_spec(settings).requirement_files()]
     assert runtime == ["requirements.txt", "requirements-serving.txt"]
     assert image.serving_spec(settings).dockerfile == "Dockerfile.serving"
+
+
+def test_both_images_install_the_server_at_the_same_locked_versions() -> None:
+    """The serving image installs from its own lock; every package in it (the server, ONNX
+    Runtime and what they pull in) is at the runtime image's locked version."""
+    settings = load_settings(config_file=ROOT / "tests" / "data" / "empty.toml", environ={})
+    serving, runtime = image.serving_spec(settings), image.runtime_spec(settings)
+    assert serving.requirements.name == "requirements-serving.lock"
+    served = pins(serving.requirements.read_text().splitlines())
+    locked = pins(runtime.requirements.read_text().splitlines())
+    assert {"onnxruntime", "uvicorn", "numpy", "pillow", "protobuf"} <= set(served)
+    assert "torch" not in served
+    assert {name: locked.get(name) for name in served} == served
