@@ -22,6 +22,7 @@ CONFIG_FILE_NAME = "local-mlops.toml"
 ENV_PREFIX = "LOCAL_MLOPS_"
 
 Target = Literal["local", "cloud"]
+DEPLOYMENT_TRAFFIC = ("all-at-once", "canary", "linear")
 
 # Standard AWS variables that also set a field (checked after LOCAL_MLOPS_<FIELD>).
 AWS_ENV = {
@@ -51,6 +52,9 @@ class Settings:
     image_tag: str = __version__
     # Set to an ECR repository URI (ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME) for the cloud.
     image_repository: str = ""
+    # The serving image (endpoints, batch transform): same tag, its own repository.
+    serving_image_name: str = "local-mlops-serving"
+    serving_image_repository: str = ""
     base_image: str = "python:3.11-slim-bookworm"
     torch_index_url: str = "https://download.pytorch.org/whl/cpu"
     pip_index_url: str = "https://pypi.org/simple"
@@ -68,7 +72,28 @@ class Settings:
     model_package_group: str = "local-mlops-image-classifier"
     approval_status: str = "PendingManualApproval"
     pipeline_name: str = "local-mlops-pipeline"
+    # Cores the local jobs of all runs on this machine share (0: all of this machine's cores).
+    local_cores: int = 0
+    # Approving a version deploys it; a finished run approves its new version. Unset: on for
+    # the local target, off for the cloud (see load_settings).
+    auto_approve: bool = False
     endpoint_name: str = "local-mlops-endpoint"
+    # The image endpoints run; empty: the serving image (serving_image_uri).
+    endpoint_image: str = ""
+    endpoint_instance_type: str = "ml.m5.large"
+    endpoint_instance_count: int = 1
+    # The local SageMaker Runtime router listens on 127.0.0.1:router_port.
+    router_port: int = 8090
+    data_capture: bool = True
+    capture_sampling_percentage: int = 100
+    # Blue/green updates: all-at-once | canary | linear; step size in percent; bake per step.
+    deployment_traffic: str = "all-at-once"
+    deployment_step_percent: int = 10
+    deployment_bake_seconds: float = 10.0
+    rollback_error_rate: float = 0.05
+    endpoint_ping_timeout: float = 120.0
+    # Name prefix (and tag value) of everything `local-mlops cloud init` creates in the account.
+    project: str = "local-mlops"
     state_dir: str = field(default_factory=_default_state_dir)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -77,6 +102,17 @@ class Settings:
         """The runtime image name; the ECR URI when a repository is configured."""
         repository = self.image_repository or self.image_name
         return f"{repository}:{self.image_tag}"
+
+    @property
+    def serving_image_uri(self) -> str:
+        """The serving image name; the ECR URI when a serving repository is configured."""
+        repository = self.serving_image_repository or self.serving_image_name
+        return f"{repository}:{self.image_tag}"
+
+    @property
+    def endpoint_image_uri(self) -> str:
+        """The image endpoints run: ``endpoint_image``, else the lean serving image."""
+        return self.endpoint_image or self.serving_image_uri
 
     @property
     def state_path(self) -> Path:
@@ -143,6 +179,21 @@ def _read_file(path: Path) -> dict[str, Any]:
     return values
 
 
+def config_path(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The settings file in use: --config, else $LOCAL_MLOPS_CONFIG, else the nearest one."""
+    env = os.environ if environ is None else environ
+    path = config_file
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    if path is None:
+        return find_config_file()
+    if not path.is_file():
+        raise LocalMlopsError(f"config file {path} does not exist", "create it or drop --config")
+    return path
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None,
     config_file: Path | None = None,
@@ -150,13 +201,7 @@ def load_settings(
 ) -> Settings:
     """Resolve every setting from flags, environment, config file and defaults."""
     env = os.environ if environ is None else environ
-    path = config_file
-    if path is None and env.get(ENV_PREFIX + "CONFIG"):
-        path = Path(env[ENV_PREFIX + "CONFIG"])
-    if path is None:
-        path = find_config_file()
-    elif not path.is_file():
-        raise LocalMlopsError(f"config file {path} does not exist", "create it or drop --config")
+    path = config_path(config_file, env)
     file_values = _read_file(path) if path else {}
 
     values: dict[str, Any] = {}
@@ -178,9 +223,17 @@ def load_settings(
             if env.get(var):
                 values["ca_bundle"], sources["ca_bundle"] = env[var], f"env {var}"
                 break
+    if "auto_approve" not in values:
+        values["auto_approve"] = values.get("target", "local") == "local"
+        sources["auto_approve"] = "default (on for local, off for cloud)"
     settings = Settings(**values, sources=sources)
     if settings.target not in ("local", "cloud"):
         raise LocalMlopsError(f"unknown target {settings.target!r}", "use local or cloud")
+    if settings.deployment_traffic not in DEPLOYMENT_TRAFFIC:
+        raise LocalMlopsError(
+            f"unknown deployment_traffic {settings.deployment_traffic!r}",
+            f"use one of {', '.join(DEPLOYMENT_TRAFFIC)}",
+        )
     return settings
 
 

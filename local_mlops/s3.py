@@ -10,24 +10,23 @@ from pathlib import Path
 from typing import Any
 
 from local_mlops.config import Settings
+from local_mlops.targets.base import FAKE_CREDENTIALS, kind_of
 
-FAKE_CREDENTIALS = {"aws_access_key_id": "local-mlops", "aws_secret_access_key": "local-mlops"}
+__all__ = ["FAKE_CREDENTIALS", "ensure_bucket", "object_exists", "s3_client", "upload_tree"]
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> Any:
-    """A boto3 S3 client for the endpoint; fake credentials for the local target."""
+    """A boto3 S3 client for the endpoint, with the credentials the target's S3 takes."""
     import boto3
     from botocore.config import Config
 
-    session = boto3.Session(region_name=settings.region, **_credentials(settings))
+    session = boto3.Session(
+        region_name=settings.region, **kind_of(settings).s3_session_args(settings)
+    )
     config = Config(
         retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, max_pool_connections=32
     )
     return session.client("s3", endpoint_url=endpoint_url or None, config=config)
-
-
-def _credentials(settings: Settings) -> dict[str, str]:
-    return FAKE_CREDENTIALS if settings.target == "local" else {}
 
 
 def ensure_bucket(settings: Settings, url: str | None) -> None:

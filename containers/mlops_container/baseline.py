@@ -51,12 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model-dir", type=Path, default=contract.processing_path("model"))
     parser.add_argument(
-        "--validation-dir", type=Path, default=contract.processing_path("validation")
+        "--model-dir", type=Path, default=contract.processing_path(contract.PROCESSING_MODEL)
+    )
+    parser.add_argument(
+        "--validation-dir",
+        type=Path,
+        default=contract.processing_path(contract.PROCESSING_VALIDATION),
     )
     parser.add_argument("--evaluation-dir", type=Path, default=None)
-    parser.add_argument("--output-dir", type=Path, default=contract.processing_path("baseline"))
+    parser.add_argument(
+        "--output-dir", type=Path, default=contract.processing_path(contract.PROCESSING_BASELINE)
+    )
     parser.add_argument("--components", type=int, default=DEFAULT_COMPONENTS)
     parser.add_argument("--accuracy-margin", type=float, default=DEFAULT_MARGIN)
     parser.add_argument("--comparison-threshold", type=float, default=DEFAULT_THRESHOLD)

@@ -7,6 +7,7 @@ finished, RNG states, and the best epoch's weights and metrics.
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ def load(directory: Path) -> dict[str, Any] | None:
     if not target.is_file():
         return None
     try:
-        # Our own file, written by save(); it holds numpy/python RNG states, not only tensors.
-        state: dict[str, Any] = torch.load(target, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as error:
+        # weights_only: tensors, numbers, strings and containers only. On spot training the file
+        # comes from S3 (the checkpoint channel), so it must not be able to run code.
+        state: dict[str, Any] = torch.load(target, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
         raise UserError(
             f"checkpoint {target} is unreadable ({error}); delete it to start over"
         ) from error
@@ -48,10 +50,12 @@ def load(directory: Path) -> dict[str, Any] | None:
 
 
 def rng_states() -> dict[str, Any]:
-    """Torch, numpy and Python RNG states."""
+    """Torch, numpy and Python RNG states, as tensors and plain values (``weights_only``-safe)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
+    keys_tensor = torch.from_numpy(np.asarray(keys, dtype=np.int64))
     return {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
+        "numpy": [kind, keys_tensor, position, has_gauss, cached],
         "python": random.getstate(),
     }
 
@@ -59,5 +63,6 @@ def rng_states() -> dict[str, Any]:
 def restore_rng(states: dict[str, Any]) -> None:
     """Restore the states saved by :func:`rng_states`."""
     torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     random.setstate(states["python"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 # Environment variables read by the container code.
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
@@ -16,10 +17,24 @@ CHECKPOINT_DIR_ENV = "MLOPS_CHECKPOINT_DIR"
 BIND_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 TORCH_HOME_ENV = "TORCH_HOME"
+RUN_AS_ENV = "MLOPS_RUN_AS"  # set by the image: the user its entry points drop root to
+# Serving (SageMaker's names first, then the server's own knobs).
+CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
+MAX_BATCH_ENV = "MLOPS_MAX_BATCH_SIZE"
+READ_TIMEOUT_ENV = "MLOPS_READ_TIMEOUT_SECONDS"
+INTRA_OP_THREADS_ENV = "MLOPS_INTRA_OP_THREADS"
+SERVING_BACKEND_ENV = "MLOPS_SERVING_BACKEND"
+ACCESS_LOG_ENV = "MLOPS_ACCESS_LOG"
+# ONNX Runtime (1.32) collects telemetry and can upload it unless this is set; the images set it.
+ORT_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
 
 DEFAULT_BASE_DIR = "/opt/ml"
+# Commands the CLI starts with `docker run` (importer, `data validate`) get their folders here.
+COMMAND_MOUNT_DIR = "/data"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_MB = 6
+DEFAULT_MAX_BATCH = 32
+DEFAULT_READ_TIMEOUT_SECONDS = 10.0
 
 # Paths relative to the base directory.
 HYPERPARAMETERS_PATH = "input/config/hyperparameters.json"
@@ -45,8 +60,10 @@ IMAGES_DIR = "images"
 DATA_FILE = "data.npz"
 MODEL_WEIGHTS_FILE = "model.pt"
 MODEL_META_FILE = "model.json"
+MODEL_ONNX_FILE = "model.onnx"
 MODEL_ARCHIVE_FILE = "model.tar.gz"
 METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.json"  # per-epoch metrics, for the dashboard's curves
 CHECKPOINT_FILE = "checkpoint.pt"
 REPORT_FILE = "report.json"
 STATISTICS_FILE = "statistics.json"
@@ -59,6 +76,43 @@ BASIS_FILE = "embedding_basis.json"
 MODEL_QUALITY_CONSTRAINTS_FILE = "model_quality_constraints.json"
 VIOLATIONS_FILE = "constraint_violations.json"
 SUMMARY_FILE = "summary.json"
+
+# What the pipeline definition must agree on (local_mlops/pipeline/contract.py holds the other
+# side; tests/unit/test_contract.py checks that the two agree).
+# One metric line per epoch, ``name=value`` each, read by these regexes.
+METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_sec")
+METRIC_DEFINITIONS = [{"Name": n, "Regex": f"{n}=([0-9\\.]+)"} for n in METRIC_NAMES]
+OBJECTIVE_METRIC = "val_accuracy"
+# evaluation.json: SageMaker's model-quality format; the accuracy gate reads ACCURACY_PATH.
+METRICS_SECTION = "multiclass_classification_metrics"
+ACCURACY_PATH = f"{METRICS_SECTION}.accuracy.value"
+# What the model server accepts and answers.
+CONTENT_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "application/x-image",
+    "application/x-npy",
+    "application/json",
+)
+RESPONSE_TYPES = ("application/json",)
+# Preprocessing writes one folder per output; the splits are the training channels and "test".
+TEST_SPLIT = "test"
+META_OUTPUT = "meta"  # classes + normalization from the train split
+BASELINE_OUTPUT = "baseline"  # the monitoring baseline (statistics, constraints)
+PREPROCESS_OUTPUTS = (TRAIN_CHANNEL, VALIDATION_CHANNEL, TEST_SPLIT, META_OUTPUT, BASELINE_OUTPUT)
+# Processing folders under <base>/processing, where the pipeline mounts inputs and outputs.
+PROCESSING_INPUT_DATA = "input/data"  # validate, preprocess: the dataset's shards
+PROCESSING_OUTPUT = "output"  # preprocess: PREPROCESS_OUTPUTS below it
+PROCESSING_REPORT = "output/report"  # validate: REPORT_FILE
+PROCESSING_MODEL = "model"  # evaluate: the model artifact
+PROCESSING_TEST = "test"  # evaluate: the test split
+PROCESSING_EVALUATION = "evaluation"  # evaluate: EVALUATION_FILE and the confusion matrix
+PROCESSING_VALIDATION = "validation"  # baseline: the validation split
+PROCESSING_BASELINE = "baseline"  # baseline: its output; monitor: the drift-check baselines
+PROCESSING_CAPTURE = "input/capture"  # monitor: captured requests
+PROCESSING_GROUND_TRUTH = "input/groundtruth"  # monitor: ground truth records
+PROCESSING_MONITOR_OUTPUT = "output"  # monitor: statistics, violations, summary
+BASELINE_STEP_OUTPUT = "baseline"  # the Baseline step's processing output
 
 
 def base_dir() -> Path:
@@ -85,6 +139,14 @@ def checkpoint_dir() -> Path:
     """Where training checkpoints live (``$MLOPS_CHECKPOINT_DIR`` overrides the default)."""
     override = os.environ.get(CHECKPOINT_DIR_ENV)
     return Path(override) if override else path(CHECKPOINT_PATH)
+
+
+def import_onnxruntime() -> Any:
+    """``onnxruntime``, imported with its telemetry off (the images also set the variable)."""
+    os.environ.setdefault(ORT_TELEMETRY_ENV, "1")
+    import onnxruntime
+
+    return onnxruntime
 
 
 def num_cpus() -> int:

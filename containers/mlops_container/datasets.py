@@ -16,7 +16,7 @@ import urllib.error
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
@@ -42,6 +42,7 @@ class Sample:
     class_name: str
     name: str
     load: Callable[[], Image.Image]
+    path: str = ""  # the source file, for messages (empty for images decoded from arrays)
 
 
 @dataclass
@@ -72,11 +73,55 @@ def _array_loader(array: np.ndarray, mode: str) -> Callable[[], Image.Image]:
     return lambda: Image.fromarray(array, mode=mode)
 
 
-def _read_cifar_pickles(source: Path) -> dict[str, dict[bytes, Any]]:
-    """Read the official pickles from the tar.gz or the extracted directory.
+# Everything a CIFAR-10 pickle refers to by name: numpy's array and dtype rebuilders (under
+# numpy 1 and numpy 2 module names) and the bytes encoder of protocol-2 pickles. Dicts, lists,
+# bytes, str and numbers need no name.
+CIFAR_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
+)
 
-    pickle is the format CIFAR-10 ships in; only pass archives you trust.
+
+class CifarUnpickler(pickle.Unpickler):
+    """Reads CIFAR-10's pickles without running code: any other global is refused.
+
+    A pickle can name any callable (``os.system``...) and unpickling calls it; the official
+    format only needs the names in ``CIFAR_PICKLE_GLOBALS``.
     """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in CIFAR_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"it refers to {module}.{name}, which a CIFAR-10 pickle never holds "
+            "(unpickling it could run code)"
+        )
+
+
+def _load_cifar_pickle(handle: IO[bytes], where: str) -> dict[bytes, Any]:
+    try:
+        value = CifarUnpickler(handle, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        raise UserError(
+            f"{where} is not a CIFAR-10 pickle, refused: {error}; use the official "
+            "cifar-10-python.tar.gz"
+        ) from error
+    if not isinstance(value, dict):
+        raise UserError(f"{where} holds a {type(value).__name__}, not a CIFAR-10 batch dict")
+    return value
+
+
+def _read_cifar_pickles(source: Path) -> dict[str, dict[bytes, Any]]:
+    """Read the official pickles from the tar.gz or the extracted directory (see CifarUnpickler)."""
     names = [CIFAR_META, *CIFAR_BATCHES]
     result: dict[str, dict[bytes, Any]] = {}
     if source.is_dir():
@@ -84,7 +129,7 @@ def _read_cifar_pickles(source: Path) -> dict[str, dict[bytes, Any]]:
         for name in names:
             if (folder / name).is_file():
                 with (folder / name).open("rb") as handle:
-                    result[name] = pickle.load(handle, encoding="bytes")
+                    result[name] = _load_cifar_pickle(handle, str(folder / name))
     elif source.is_file():
         try:
             with tarfile.open(source, "r:*") as archive:
@@ -92,7 +137,8 @@ def _read_cifar_pickles(source: Path) -> dict[str, dict[bytes, Any]]:
                     base = Path(member.name).name
                     member_file = archive.extractfile(member) if base in names else None
                     if member_file is not None:
-                        result[base] = pickle.load(member_file, encoding="bytes")
+                        where = f"{member.name} in {source}"
+                        result[base] = _load_cifar_pickle(member_file, where)
         except tarfile.TarError as error:
             raise UserError(f"{source} is not a readable CIFAR-10 tar archive: {error}") from error
     else:
@@ -175,7 +221,7 @@ def load_imagefolder_source(source: Path, per_class: int | None) -> SourceDatase
     samples: list[Sample] = []
     for class_name in classes:
         files = list(_image_files(source / class_name))[: per_class or None]
-        samples.extend(Sample(class_name, f.stem, _file_loader(f)) for f in files)
+        samples.extend(Sample(class_name, f.stem, _file_loader(f), str(f)) for f in files)
     return SourceDataset(classes, samples)
 
 
@@ -224,7 +270,7 @@ def load_unlabeled_source(source: Path, labels_file: Path | None) -> SourceDatas
     samples, unlabeled = [], []
     for file in _image_files(source):
         if file.name in labels:
-            samples.append(Sample(labels[file.name], file.stem, _file_loader(file)))
+            samples.append(Sample(labels[file.name], file.stem, _file_loader(file), str(file)))
         else:
             unlabeled.append(file.name)
     return SourceDataset(classes, samples, unlabeled, human_annotated=True)

@@ -7,10 +7,14 @@ Anything else is a bug: the traceback is printed and written too, and the exit c
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
+
+from .privileges import drop_root
 
 USER_ERROR_EXIT = 2
 UNEXPECTED_ERROR_EXIT = 1
@@ -21,17 +25,34 @@ class UserError(Exception):
 
 
 class HTTPError(Exception):
-    """An inference request error carrying the HTTP status to answer with."""
+    """An inference request error carrying the HTTP status to answer with.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``close`` asks the server to close the connection after answering (the rest of the request
+    cannot be read or trusted).
+    """
+
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.close = close
 
 
 def write_reason(reason_file: Path, text: str) -> None:
     """Write the failure reason where SageMaker reads it (best effort parent creation)."""
     reason_file.parent.mkdir(parents=True, exist_ok=True)
     reason_file.write_text(text + "\n", encoding="utf-8")
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a job's process with ``code``, skipping the interpreter's teardown.
+
+    Called by the torch steps' ``__main__`` once the job's outputs are written and closed: what a
+    normal exit adds then is unloading torch and its thread pools, on every Train and Evaluate
+    container of every run (see benchmarks/pipeline_overhead.py).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run_entrypoint(
@@ -41,6 +62,7 @@ def run_entrypoint(
 ) -> int:
     """Run ``job(argv)`` under the failure contract and return the process exit code."""
     try:
+        drop_root()
         job(argv)
     except UserError as error:
         write_reason(reason_file, str(error))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 from . import contract
 from .archive import model_files_dir
-from .errors import UserError, run_entrypoint
+from .errors import UserError, exit_now, run_entrypoint
 from .models import load_model
 from .train import find_file
 
@@ -41,9 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model-dir", type=Path, default=contract.processing_path("model"))
-    parser.add_argument("--test-dir", type=Path, default=contract.processing_path("test"))
-    parser.add_argument("--output-dir", type=Path, default=contract.processing_path("evaluation"))
+    parser.add_argument(
+        "--model-dir", type=Path, default=contract.processing_path(contract.PROCESSING_MODEL)
+    )
+    parser.add_argument(
+        "--test-dir", type=Path, default=contract.processing_path(contract.PROCESSING_TEST)
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, default=contract.processing_path(contract.PROCESSING_EVALUATION)
+    )
     return parser
 
 
@@ -73,7 +78,7 @@ def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) 
         return {"value": float(x), "standard_deviation": "NaN"}
 
     return {
-        "multiclass_classification_metrics": {
+        contract.METRICS_SECTION: {
             "accuracy": value(accuracy_score(y_true, y_pred)),
             "weighted_precision": value(weighted[0]),
             "weighted_recall": value(weighted[1]),
@@ -147,7 +152,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     predictions = predict(model, images)
     report = compute_metrics(labels, predictions, classes)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    metrics = report["multiclass_classification_metrics"]
+    metrics = report[contract.METRICS_SECTION]
     (args.output_dir / contract.EVALUATION_FILE).write_text(json.dumps(report, indent=1) + "\n")
     (args.output_dir / contract.CONFUSION_JSON_FILE).write_text(
         json.dumps({"classes": classes, "matrix": metrics["confusion_matrix"]}, indent=1) + "\n"
@@ -172,4 +177,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -18,8 +18,11 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import contract
+from PIL import Image
+
+from . import contract, splits
 from .datasets import (
+    Sample,
     SourceDataset,
     load_cifar10_source,
     load_digits_source,
@@ -55,13 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--labels", type=Path, default=None, help="labels for --dataset unlabeled")
     parser.add_argument("--label-attribute", default=DEFAULT_LABEL_ATTRIBUTE)
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave unreadable images out (each listed as a 'skipped:' line) instead of failing",
+    )
     return parser
 
 
 def load_source(args: argparse.Namespace) -> SourceDataset:
     """Dispatch to the loader of ``--dataset``."""
-    if args.per_class is not None and args.per_class < 1:
-        raise UserError(f"--per-class must be >= 1, got {args.per_class}")
+    need = splits.min_per_class()
+    if args.per_class is not None and args.per_class < need:
+        raise UserError(
+            f"--per-class {args.per_class} is too few: the seeded train/validation/test split "
+            f"needs at least {need} images per class"
+        )
     if args.dataset == "digits":
         dataset = load_digits_source()
         if args.per_class:
@@ -87,23 +99,44 @@ def join_uri(base: str, relative: str) -> str:
     return f"{base.rstrip('/')}/{relative}"
 
 
+def _decode(sample: Sample, skip_bad: bool, skipped: list[str]) -> Image.Image | None:
+    """The sample's pixels; None (listed in ``skipped``) for an unreadable file when skipping."""
+    try:
+        return sample.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        where = sample.path or f"{sample.class_name}/{sample.name}"
+        if not skip_bad:
+            raise UserError(
+                f"{where} cannot be read ({error}): remove it, or pass --skip-bad-images "
+                "to import the other images and list the ones skipped"
+            ) from error
+        skipped.append(where)
+        print(f"skipped: {where}: {error}", flush=True)
+        return None
+
+
 def import_dataset(args: argparse.Namespace) -> Counter[str]:
     """Write images, manifest and classes; return the image count per class."""
     dataset = load_source(args)
     if not dataset.samples:
-        raise UserError(f"no labelled images found for --dataset {args.dataset}")
+        where = f" in {args.source}" if args.source else ""
+        raise UserError(f"no labelled images found{where} for --dataset {args.dataset}")
     label_of = {name: index for index, name in enumerate(dataset.classes)}
     job_name = JOB_NAME_PREFIX + args.dataset
     entries, counts = [], Counter[str]()
     used: set[str] = set()
+    skipped: list[str] = []
     for sample in dataset.samples:
         relative = f"{contract.IMAGES_DIR}/{sample.class_name}/{sample.name}.png"
         if relative in used:
             raise UserError(f"two images would be written to {relative}; rename one")
+        image = _decode(sample, args.skip_bad_images, skipped)
+        if image is None:
+            continue
         used.add(relative)
         target = args.output / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        sample.load().save(target, format="PNG")
+        image.save(target, format="PNG")
         entries.append(
             make_entry(
                 join_uri(args.base_uri, relative),
@@ -115,13 +148,20 @@ def import_dataset(args: argparse.Namespace) -> Counter[str]:
             )
         )
         counts[sample.class_name] += 1
+    problem = splits.class_count_problem(dataset.classes, counts)
+    if problem:
+        raise UserError(problem)
     write_manifest(args.output / contract.MANIFEST_FILE, entries)
     write_classes(args.output / contract.CLASSES_FILE, dataset.classes)
     per_class = " ".join(f"{name}={counts[name]}" for name in dataset.classes)
     unlabeled = (
         f", unlabeled (not in manifest)={len(dataset.unlabeled)}" if dataset.unlabeled else ""
     )
-    print(f"imported {len(entries)} images into {args.output}: {per_class}{unlabeled}", flush=True)
+    bad = f", skipped (unreadable)={len(skipped)}" if skipped else ""
+    print(
+        f"imported {len(entries)} images into {args.output}: {per_class}{unlabeled}{bad}",
+        flush=True,
+    )
     return counts
 
 

@@ -117,7 +117,10 @@ def download_imagenet_weights(architecture: str) -> dict[str, torch.Tensor]:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_SECONDS)
     try:
-        return enum.DEFAULT.get_state_dict(progress=False)  # type: ignore[attr-defined]
+        state: dict[str, torch.Tensor] = enum.DEFAULT.get_state_dict(  # type: ignore[attr-defined]
+            progress=False, weights_only=True
+        )
+        return state
     except (OSError, RuntimeError) as error:
         raise UserError(
             f"ImageNet weights for {architecture} could not be downloaded (offline?); pass a "

@@ -56,12 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    inputs = contract.processing_path("input")
-    parser.add_argument("--capture-dir", type=Path, default=inputs / "capture")
-    parser.add_argument("--ground-truth-dir", type=Path, default=inputs / "groundtruth")
-    parser.add_argument("--baseline-dir", type=Path, default=contract.processing_path("baseline"))
-    parser.add_argument("--model-dir", type=Path, default=contract.processing_path("model"))
-    parser.add_argument("--output-dir", type=Path, default=contract.processing_path("output"))
+    where = contract.processing_path
+    parser.add_argument("--capture-dir", type=Path, default=where(contract.PROCESSING_CAPTURE))
+    parser.add_argument(
+        "--ground-truth-dir", type=Path, default=where(contract.PROCESSING_GROUND_TRUTH)
+    )
+    parser.add_argument("--baseline-dir", type=Path, default=where(contract.PROCESSING_BASELINE))
+    parser.add_argument("--model-dir", type=Path, default=where(contract.PROCESSING_MODEL))
+    parser.add_argument(
+        "--output-dir", type=Path, default=where(contract.PROCESSING_MONITOR_OUTPUT)
+    )
     parser.add_argument("--start", default=None, help="window start, ISO-8601 (inclusive)")
     parser.add_argument("--end", default=None, help="window end, ISO-8601 (exclusive)")
     parser.add_argument("--endpoint", default="", help="endpoint name, for the summary")

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from . import contract, shards
+from . import contract, shards, splits
 from .errors import UserError, run_entrypoint
 from .features import build_constraints, build_statistics, image_features
 from .images import content_hash, open_image, to_rgb_array
 from .manifest import DEFAULT_LABEL_ATTRIBUTE, load_records, read_classes, resolve_source_ref
 
-SPLITS = ("train", "validation", "test")
+SPLITS = (contract.TRAIN_CHANNEL, contract.VALIDATION_CHANNEL, contract.TEST_SPLIT)
 
 
 @dataclass
@@ -51,12 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--input-dir", type=Path, default=contract.processing_path("input/data"))
-    parser.add_argument("--output-dir", type=Path, default=contract.processing_path("output"))
+    parser.add_argument(
+        "--input-dir", type=Path, default=contract.processing_path(contract.PROCESSING_INPUT_DATA)
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, default=contract.processing_path(contract.PROCESSING_OUTPUT)
+    )
     parser.add_argument("--dataset-uri", default=None, help="root URI of the source-refs")
     parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--val-fraction", type=float, default=0.15)
-    parser.add_argument("--test-fraction", type=float, default=0.15)
+    parser.add_argument("--val-fraction", type=float, default=splits.VAL_FRACTION)
+    parser.add_argument("--test-fraction", type=float, default=splits.TEST_FRACTION)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--label-attribute", default=DEFAULT_LABEL_ATTRIBUTE)
     return parser
@@ -117,7 +121,7 @@ def split_indices(labels: np.ndarray, val: float, test: float, seed: int) -> dic
             "examples for train, validation and test — add images or lower "
             "the fractions"
         ) from error
-    return {"train": np.sort(train_idx), "validation": np.sort(val_idx), "test": np.sort(test_idx)}
+    return dict(zip(SPLITS, (np.sort(train_idx), np.sort(val_idx), np.sort(test_idx)), strict=True))
 
 
 def normalization(images: np.ndarray) -> dict[str, list[float]]:
@@ -142,9 +146,9 @@ def preprocess(args: argparse.Namespace) -> dict[str, int]:
     data = load_dataset(args, len(classes))
     splits = split_indices(data.labels, args.val_fraction, args.test_fraction, args.seed)
     out = args.output_dir
-    norm = normalization(data.images[splits["train"]])
-    write_json(out / "meta" / contract.CLASSES_FILE, classes)
-    write_json(out / "meta" / contract.NORMALIZATION_FILE, norm)
+    norm = normalization(data.images[splits[contract.TRAIN_CHANNEL]])
+    write_json(out / contract.META_OUTPUT / contract.CLASSES_FILE, classes)
+    write_json(out / contract.META_OUTPUT / contract.NORMALIZATION_FILE, norm)
     for name, idx in splits.items():
         (out / name).mkdir(parents=True, exist_ok=True)
         np.savez(
@@ -154,10 +158,12 @@ def preprocess(args: argparse.Namespace) -> dict[str, int]:
             source_refs=data.refs[idx],
         )
         for meta in (contract.CLASSES_FILE, contract.NORMALIZATION_FILE):
-            shutil.copyfile(out / "meta" / meta, out / name / meta)
+            shutil.copyfile(out / contract.META_OUTPUT / meta, out / name / meta)
     statistics = build_statistics(data.features, [classes[i] for i in data.labels])
-    write_json(out / "baseline" / contract.STATISTICS_FILE, statistics)
-    write_json(out / "baseline" / contract.CONSTRAINTS_FILE, build_constraints(statistics))
+    write_json(out / contract.BASELINE_OUTPUT / contract.STATISTICS_FILE, statistics)
+    write_json(
+        out / contract.BASELINE_OUTPUT / contract.CONSTRAINTS_FILE, build_constraints(statistics)
+    )
     sizes = {name: len(idx) for name, idx in splits.items()}
     print(
         f"splits train={sizes['train']} validation={sizes['validation']} test={sizes['test']} "

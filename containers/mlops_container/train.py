@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoints, contract, hyperparameters
-from .errors import UserError, run_entrypoint
+from . import checkpoints, contract, hyperparameters, onnx_export
+from .errors import UserError, exit_now, run_entrypoint
 from .hyperparameters import Hyperparameters
 from .loop import (
     Split,
@@ -45,8 +44,8 @@ from .models import (
     save_artifact,
 )
 
-METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_sec")
-METRIC_DEFINITIONS = [{"Name": n, "Regex": f"{n}=([0-9\\.]+)"} for n in METRIC_NAMES]
+METRIC_NAMES = contract.METRIC_NAMES
+METRIC_DEFINITIONS = contract.METRIC_DEFINITIONS
 
 
 @dataclass(frozen=True)
@@ -251,7 +250,8 @@ def train(hp: Hyperparameters, paths: JobPaths) -> dict[str, Any]:
     if not progress.history:
         raise UserError("no epoch ran and no checkpoint holds a trained model")
     data_meta = {"classes": classes, "image_size": image_size, "normalization": norm}
-    return finish(model, progress, hp, paths, data_meta, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return finish(model, progress, hp, paths, data_meta, seconds, val_data.images)
 
 
 def finish(
@@ -261,8 +261,10 @@ def finish(
     paths: JobPaths,
     data_meta: dict[str, Any],
     seconds: float,
+    validation_images: torch.Tensor,
 ) -> dict[str, Any]:
-    """Write the best epoch's artifact and metrics.json; print the final line."""
+    """Write the best epoch's artifact (model.pt, model.onnx checked against it, model.json)
+    and metrics.json; print the final line."""
     best = progress.best
     speeds = [h["images_per_sec"] for h in progress.history]
     final = {
@@ -276,6 +278,12 @@ def finish(
         "train_seconds": round(seconds, 2),
     }
     model.load_state_dict(progress.best_weights)
+    onnx_meta = onnx_export.export_checked(model, paths.model, validation_images)
+    print(
+        f"exported {contract.MODEL_ONNX_FILE}: max |torch - onnxruntime| = "
+        f"{onnx_meta['max_abs_diff']:.2g} on {onnx_meta['checked_images']} validation images",
+        flush=True,
+    )
     save_artifact(
         paths.model,
         model,
@@ -285,10 +293,12 @@ def finish(
             **data_meta,
             "metrics": final,
             "hyperparameters": asdict(hp),
+            "onnx": onnx_meta,
         },
     )
     paths.output_data.mkdir(parents=True, exist_ok=True)
     (paths.output_data / contract.METRICS_FILE).write_text(json.dumps(final, indent=1) + "\n")
+    (paths.output_data / contract.HISTORY_FILE).write_text(json.dumps(progress.history) + "\n")
     print(
         f"final val_accuracy={final['val_accuracy']:.4f} val_loss={final['val_loss']:.4f}",
         flush=True,
@@ -318,4 +328,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

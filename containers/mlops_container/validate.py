@@ -6,7 +6,7 @@ and ``warnings`` (soft findings). Hard findings fail the step after the report i
 Example::
 
     python3 -m mlops_container.validate --input-dir /opt/ml/processing/input/data \\
-        --output-dir /opt/ml/processing/output/report --min-per-class 5
+        --output-dir /opt/ml/processing/output/report --min-per-class 7
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import contract, shards
+from . import contract, shards, splits
 from .errors import UserError, run_entrypoint
 from .images import content_hash, open_image
 from .manifest import DEFAULT_LABEL_ATTRIBUTE, Record, iter_lines, parse_record, read_classes
@@ -51,12 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--input-dir", type=Path, default=contract.processing_path("input/data"))
     parser.add_argument(
-        "--output-dir", type=Path, default=contract.processing_path("output/report")
+        "--input-dir", type=Path, default=contract.processing_path(contract.PROCESSING_INPUT_DATA)
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, default=contract.processing_path(contract.PROCESSING_REPORT)
     )
     parser.add_argument("--dataset-uri", default=None, help="root URI of the source-refs")
-    parser.add_argument("--min-per-class", type=int, default=5)
+    parser.add_argument(
+        "--min-per-class",
+        type=int,
+        default=splits.min_per_class(),
+        help="default: what the seeded split needs (see splits.py)",
+    )
     parser.add_argument("--expected-mode", default="RGB,L", help="comma-separated PIL modes")
     parser.add_argument("--min-size", type=int, default=8)
     parser.add_argument("--max-size", type=int, default=4096)
@@ -189,6 +196,8 @@ def validate_dataset(args: argparse.Namespace) -> dict[str, Any]:
         if digest is not None and label_ok:
             hashed.append((record, digest))
     _check_duplicates(hashed, found)
+    if records and len(classes) < splits.MIN_CLASSES:
+        found.add(True, "min-classes", str(splits.class_count_problem(classes, per_class)))
     if records:
         for name in classes:
             if per_class[name] < args.min_per_class:

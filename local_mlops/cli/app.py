@@ -10,8 +10,11 @@ from typer.core import TyperGroup
 
 from local_mlops import __version__
 from local_mlops.cli import (
+    cloud_cmd,
     config_cmd,
     data_cmd,
+    deploy_cmd,
+    endpoints_cmd,
     env,
     label_cmd,
     models_cmd,
@@ -19,6 +22,7 @@ from local_mlops.cli import (
     pipeline_cmd,
     run_cmd,
     runs_cmd,
+    ui_cmd,
 )
 from local_mlops.cli.common import err
 from local_mlops.errors import LocalMlopsError
@@ -82,6 +86,11 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(data_cmd.app, name="data")
 app.command("label")(label_cmd.label)
+app.command("deploy")(deploy_cmd.deploy)
+app.command("predict")(deploy_cmd.predict)
+app.add_typer(endpoints_cmd.app, name="endpoints")
+app.command("ui")(ui_cmd.ui)
+app.add_typer(cloud_cmd.app, name="cloud")
 
 
 def main() -> None:

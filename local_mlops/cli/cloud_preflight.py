@@ -5,22 +5,15 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from local_mlops.account import prices
 from local_mlops.cli.common import err
 from local_mlops.config import Settings
 from local_mlops.devenv import dockerhost, doctor
 from local_mlops.errors import LocalMlopsError
 from local_mlops.pipeline.runner import RunOptions
 
-# On-demand USD per hour in us-east-1 (SageMaker pricing page, 2026); an estimate, not a bill.
-HOURLY_USD = {
-    "ml.m5.large": 0.115,
-    "ml.m5.xlarge": 0.23,
-    "ml.m5.2xlarge": 0.461,
-    "ml.c5.xlarge": 0.204,
-    "ml.c5.2xlarge": 0.408,
-    "ml.g4dn.xlarge": 0.736,
-    "ml.g5.xlarge": 1.408,
-}
+# Unknown instance types are priced high rather than free; the table is account/prices.toml.
+UNKNOWN_PROCESSING_USD, UNKNOWN_TRAINING_USD = 0.5, 1.0
 PROCESSING_MINUTES = 5  # per processing step, billed per second with a 1-minute minimum
 TRAINING_MINUTES = 15  # per training job on the default dataset
 
@@ -29,8 +22,9 @@ def estimate_cost(
     settings: Settings, options: RunOptions
 ) -> tuple[float, list[tuple[str, str, float]]]:
     """(total USD, rows of what, instance type, USD) for the run's worst case."""
-    processing = HOURLY_USD.get(settings.processing_instance_type, 0.5)
-    training = HOURLY_USD.get(settings.training_instance_type, 1.0)
+    table = prices.table(settings.region)
+    processing = table.hourly("jobs", settings.processing_instance_type) or UNKNOWN_PROCESSING_USD
+    training = table.hourly("jobs", settings.training_instance_type) or UNKNOWN_TRAINING_USD
     jobs = options.max_jobs if options.tune else 1
     spot_factor = 0.3 if options.spot else 1.0
     rows = [

@@ -16,6 +16,18 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
 JSON_HELP = "Print machine-readable JSON on stdout."
+PROFILE_HELP = "AWS profile for --cloud (default: AWS_PROFILE, else the default credential chain)."
+REGION_HELP = "AWS region for --cloud (default: AWS_REGION, else region in local-mlops.toml)."
+
+
+def region_option() -> Any:
+    """--region, which every command that takes --cloud also takes."""
+    return typer.Option(None, "--region", help=REGION_HELP)
+
+
+def profile_option() -> Any:
+    """--profile, which every command that takes --cloud also takes."""
+    return typer.Option(None, "--profile", help=PROFILE_HELP)
 
 
 def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:

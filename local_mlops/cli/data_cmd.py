@@ -31,6 +31,9 @@ def import_(
     labels: Path = typer.Option(
         None, "--labels", help="unlabeled: a CSV filename,class or a JSONL manifest."
     ),
+    skip_bad_images: bool = typer.Option(
+        False, "--skip-bad-images", help="Import the readable images and list the others."
+    ),
 ) -> None:
     """Import images into s3://BUCKET/datasets/NAME/ with a manifest.jsonl.
 
@@ -42,7 +45,15 @@ def import_(
     settings = settings_from(ctx)
     with s3_endpoint(settings, announce=say) as endpoint:
         uri = datasets.import_dataset(
-            settings, endpoint.url, kind, name, data, per_class, labels, say
+            settings,
+            endpoint.url,
+            kind,
+            name,
+            data,
+            per_class,
+            labels,
+            say,
+            skip_bad_images=skip_bad_images,
         )
     typer.echo(uri)
 

@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.live import Live
 from rich.table import Table
 
-from local_mlops.cli.common import JSON_HELP, err, print_json, say, settings_from
+from local_mlops.cli.common import (
+    JSON_HELP,
+    err,
+    print_json,
+    profile_option,
+    region_option,
+    say,
+    settings_from,
+)
 from local_mlops.errors import LocalMlopsError
 
 if TYPE_CHECKING:
     from local_mlops.pipeline import runner
 
-STYLE = {"Succeeded": "green", "Failed": "red", "Executing": "yellow", "Retrying": "yellow"}
+STYLE = {
+    "Succeeded": "green",
+    "Failed": "red",
+    "Stopped": "red",
+    "Executing": "yellow",
+    "Retrying": "yellow",
+    "Waiting": "magenta",
+}
 
 
 class StepBoard:
@@ -32,23 +49,41 @@ class StepBoard:
             row = self.rows.setdefault(step, {"status": "Pending"})
             if status == "Executing" and "started" not in row:
                 row["started"] = time.monotonic()
-            if status in ("Succeeded", "Failed"):
+            if status in ("Succeeded", "Failed", "Stopped"):
                 row["ended"] = time.monotonic()
             row["status"] = status
             row["cached"] = bool(record.get("CacheHitResult"))
+            row["detail"] = record.get("Waiting") or "" if status == "Waiting" else ""
 
     def __rich__(self) -> Table:
         table = Table("step", "status", "elapsed", title="pipeline", expand=False)
         now = time.monotonic()
         with self.lock:
             for name, row in self.rows.items():
-                status = row["status"] + (" (cached)" if row.get("cached") else "")
+                status = row.get("detail") or row["status"]
+                status += " (cached)" if row.get("cached") else ""
                 style = STYLE.get(row["status"], "dim")
                 elapsed = ""
                 if "started" in row:
                     elapsed = f"{row.get('ended', now) - row['started']:.1f} s"
                 table.add_row(name, f"[{style}]{status}[/{style}]", elapsed)
         return table
+
+
+@contextlib.contextmanager
+def live_board(board: StepBoard) -> Iterator[None]:
+    """Draw the board live; whatever is printed next (an error too) starts on a line of its own.
+
+    rich ends a live display with a newline on a terminal but not on a file or pipe, where the
+    next line would otherwise continue the table's bottom border.
+    """
+    live = Live(board, console=err, refresh_per_second=4, transient=False, redirect_stdout=False)
+    try:
+        with live:
+            yield
+    finally:
+        if not err.is_terminal:
+            err.line()
 
 
 def _summary(result: runner.RunResult) -> Table:
@@ -77,6 +112,8 @@ def _summary(result: runner.RunResult) -> Table:
         table.add_row(
             "model data", package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
         )
+    if result.evaluation_uri and result.metrics:
+        table.add_row("evaluation", result.evaluation_uri)
     table.add_row("follow up", result.console_url)
     return table
 
@@ -98,6 +135,20 @@ def _print_failure(result: runner.RunResult) -> None:
                 )
 
 
+def _report_stopped(stop: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C or SIGTERM: one line saying what happened, exit 128 + the signal number."""
+    name = getattr(stop, "signal_name", "SIGINT")
+    execution = getattr(stop, "execution_id", None)
+    where = (
+        f"; its containers are removed and its record says Stopped "
+        f"(`local-mlops runs describe {execution}`)"
+        if execution
+        else ""
+    )
+    err.print(f"\n[bold red]stopped:[/bold red] the run was stopped by {name}{where}")
+    raise typer.Exit(128 + int(getattr(signal, name, signal.SIGINT)))
+
+
 def run(
     ctx: typer.Context,
     local: bool = typer.Option(
@@ -116,31 +167,43 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-run every step."),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     backbone: str = typer.Option(None, "--backbone", help="resnet18 or mobilenet_v3_small."),
+    learning_rate: float = typer.Option(
+        None, "--learning-rate", help="Training learning rate (e.g. 0.001)."
+    ),
     weights: str = typer.Option(
         None, "--weights", help="none, imagenet, or a state-dict path or s3:// URI."
     ),
     threshold: float = typer.Option(
-        None, "--threshold", help="Accuracy needed to register the model."
+        None, "--threshold", help="Accuracy needed to register the model (0 to 1)."
+    ),
+    skip_bad_images: bool = typer.Option(
+        False, "--skip-bad-images", help="Import: skip unreadable images and list them."
     ),
     spot: bool = typer.Option(
         False, "--spot", help="Cloud: managed spot training with checkpoints."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Cloud: do not ask for confirmation."),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Run the pipeline: validate, preprocess, train or tune, evaluate, gate, register.
 
     Example: local-mlops run --local --epochs 5
     """
-    from local_mlops.pipeline import graph, runner
+    from local_mlops.pipeline import hyperparameters, runner, steps
+    from local_mlops.targets import kind_of
 
     settings = settings_from(
         ctx,
         target="local" if local else "cloud",
+        region=region,
+        profile=profile,
         dataset=dataset,
         data=data,
         epochs=epochs,
         backbone=backbone,
+        learning_rate=learning_rate,
         weights=weights,
         accuracy_threshold=threshold,
     )
@@ -152,37 +215,43 @@ def run(
         max_parallel_jobs=max_parallel_jobs,
         strategy=strategy,
         spot=spot,
+        skip_bad_images=skip_bad_images,
         parameters={
             "Epochs": settings.epochs,
             "Backbone": settings.backbone,
+            "LearningRate": settings.learning_rate,
             "AccuracyThreshold": settings.accuracy_threshold,
         },
     )
-    if not local:
+    # Bad values fail here, before the emulator, the import or any container starts.
+    hyperparameters.check_run(settings, options.parameters)
+    if kind_of(settings).costs_money:
         from local_mlops.cli.cloud_preflight import confirm_cloud_run
 
         confirm_cloud_run(settings, options, yes)
     names = [
-        graph.VALIDATE,
-        graph.PREPROCESS,
-        graph.TUNE if tune else graph.TRAIN,
-        graph.EVALUATE,
-        graph.CHECK,
+        steps.VALIDATE,
+        steps.PREPROCESS,
+        steps.TUNE if tune else steps.TRAIN,
+        steps.EVALUATE,
+        steps.CHECK,
     ]
     board = StepBoard(names)
     # Job containers' output (streamed by the SDK to stdout) goes to a log file, so stdout stays
     # machine-readable and the live table stays readable; failing steps show their log tail.
     log_path = settings.state_path / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    live = Live(board, console=err, refresh_per_second=4, transient=False, redirect_stdout=False)
-    with log_path.open("w") as log, contextlib.redirect_stdout(log), live:
-        result = runner.run(
-            settings,
-            options,
-            say=lambda m: err.print(f"[cyan]›[/cyan] {m}"),
-            on_step_event=board.event,
-        )
-    err.print(f"\n[dim]container logs: {log_path}[/dim]")
+    try:
+        with log_path.open("w") as log, contextlib.redirect_stdout(log), live_board(board):
+            result = runner.run(
+                settings,
+                options,
+                say=lambda m: err.print(f"[cyan]›[/cyan] {m}"),
+                on_step_event=board.event,
+            )
+    except KeyboardInterrupt as stop:
+        _report_stopped(stop)
+    err.print(f"[dim]container logs: {log_path}[/dim]")
     if as_json:
         print_json(result.as_dict())
     else:
@@ -193,4 +262,24 @@ def run(
             f"the pipeline {result.status.lower()}: {result.failure_reason or 'see the steps above'}",
             f"inspect it with `local-mlops runs describe {result.execution_arn.rsplit('/', 1)[-1]}`",
         )
+    package = result.model_package
+    if settings.auto_approve and package and package.get("ModelApprovalStatus") != "Approved":
+        _approve_and_deploy(settings, package)
     say("done")
+
+
+def _approve_and_deploy(settings: Any, package: dict[str, Any]) -> None:
+    """auto_approve (on for the local target): approve, deploy, show one prediction."""
+    from local_mlops.targets import endpoints as service
+
+    say(f"auto_approve: approving and deploying version {package['ModelPackageVersion']} ...")
+    view, sample = service.approve_and_deploy(settings, package, say)
+    err.print(
+        f"[green]✓[/green] endpoint {view['name']} serves version {view['version']} at {view['url']}"
+    )
+    if sample:
+        ranked = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in sample["top"])
+        err.print(
+            f"[green]✓[/green] sample prediction for {sample['file'].rsplit('/', 1)[-1]} "
+            f"(labelled {sample['true_label']}): {sample['label']} ({ranked})"
+        )

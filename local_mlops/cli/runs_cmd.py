@@ -7,7 +7,14 @@ import datetime as dt
 import typer
 from rich.table import Table
 
-from local_mlops.cli.common import JSON_HELP, out, print_json, settings_from
+from local_mlops.cli.common import (
+    JSON_HELP,
+    out,
+    print_json,
+    profile_option,
+    region_option,
+    settings_from,
+)
 from local_mlops.cli.stores import opened_target
 
 app = typer.Typer(help="Past executions.\n\nExample: local-mlops runs list", no_args_is_help=True)
@@ -42,13 +49,15 @@ def _started(value: object) -> str:
 def list_runs(
     ctx: typer.Context,
     cloud: bool = typer.Option(False, "--cloud", help=TARGET_HELP),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List executions, newest first.
 
     Example: local-mlops runs list --json
     """
-    settings = settings_from(ctx, target="cloud" if cloud else None)
+    settings = settings_from(ctx, target="cloud" if cloud else None, region=region, profile=profile)
     with opened_target(settings) as target:
         records = target.runs.list()
     if as_json:
@@ -71,13 +80,16 @@ def describe(
     ctx: typer.Context,
     execution: str = typer.Argument(..., help="Execution id or ARN (see `runs list`)."),
     cloud: bool = typer.Option(False, "--cloud", help=TARGET_HELP),
+    region: str | None = region_option(),
+    profile: str | None = profile_option(),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Show one execution: parameters, each step's status, duration and failure.
+    """Show one execution: each step's status, duration, failure, and why it was or was not
+    served from the cache.
 
     Example: local-mlops runs describe 3d59f68bc52c
     """
-    settings = settings_from(ctx, target="cloud" if cloud else None)
+    settings = settings_from(ctx, target="cloud" if cloud else None, region=region, profile=profile)
     with opened_target(settings) as target:
         record = target.runs.get(execution)
     if as_json:
@@ -87,15 +99,23 @@ def describe(
         f"[bold]{record['ExecutionId']}[/bold]  {record.get('Status')}  "
         f"{record.get('FailureReason') or ''}"
     )
-    table = Table("step", "type", "status", "duration", "attempts", "note")
+    table = Table("step", "type", "status", "duration", "attempts", "cache", "note")
     for step in record.get("Steps", []):
-        note = "cached" if step.get("CacheHitResult") else step.get("FailureReason") or ""
         table.add_row(
             step.get("StepName", ""),
             step.get("StepType", ""),
             step.get("StepStatus", ""),
             _duration(step.get("StartTime"), step.get("EndTime")),
             str(step.get("Attempts", "")),
-            str(note)[:120],
+            cache_note(step),
+            str(step.get("FailureReason") or "")[:120],
         )
     out.print(table)
+
+
+def cache_note(step: dict) -> str:
+    """Why the step was or was not served from the cache (records before reasons: hit or blank)."""
+    decision = step.get("Cache") or {}
+    if decision.get("Reason"):
+        return str(decision["Reason"])
+    return "cache hit" if step.get("CacheHitResult") else ""

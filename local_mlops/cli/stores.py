@@ -13,5 +13,8 @@ from local_mlops.targets import Target, open_target
 
 @contextmanager
 def opened_target(settings: Settings) -> Iterator[Target]:
+    """The target with its stores; locally, what a killed command left is reconciled first."""
     with s3_endpoint(settings, announce=say) as endpoint:
-        yield open_target(settings, endpoint.url)
+        target = open_target(settings, endpoint.url)
+        target.reconcile(say)
+        yield target

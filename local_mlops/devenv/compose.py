@@ -1,15 +1,15 @@
 """The docker-compose dev environment: ``up``, ``down`` and ``status``.
 
-``up`` builds the emulator image when missing, starts it on the Docker bridge address, creates
-the bucket and restores the last snapshot; ``down`` snapshots the bucket into the state dir and
-removes the containers. So what was in the bucket survives ``down``/``up``.
+``up`` builds the emulator image when missing and starts it on the Docker bridge address with the
+state dir's ``s3-data`` folder mounted: the emulator persists every write there and loads it back
+when it starts, so the bucket survives ``down``/``up``, ``docker kill``, a crash or a reboot.
+``up`` says what the emulator restored; ``down`` removes the containers and keeps the data.
 """
 
 from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 from local_mlops import s3
 from local_mlops.config import Settings, process_environ
@@ -19,6 +19,18 @@ from local_mlops.errors import LocalMlopsError
 COMPOSE_FILE = image.REPO_ROOT / "docker-compose.yml"
 PROJECT = "local-mlops"
 S3_CONTAINER = "local-mlops-s3"
+DEFAULT_PORT = 4566
+
+
+def project_name(settings: Settings) -> str:
+    """``local-mlops``; on another emulator port its own project, so two environments coexist."""
+    if settings.emulator_port == DEFAULT_PORT:
+        return PROJECT
+    return f"{PROJECT}-{settings.emulator_port}"
+
+
+def s3_container(settings: Settings) -> str:
+    return S3_CONTAINER.replace(PROJECT, project_name(settings), 1)
 
 
 @dataclass(frozen=True)
@@ -31,14 +43,16 @@ class Service:
 def _compose_argv(settings: Settings) -> list[str]:
     info = dockerhost.ensure_sdk_compose(settings.state_path / "bin")
     prefix = ["docker", "compose"] if info.flavour == "plugin" else ["docker-compose"]
-    return [*prefix, "-f", str(COMPOSE_FILE), "-p", PROJECT]
+    return [*prefix, "-f", str(COMPOSE_FILE), "-p", project_name(settings)]
 
 
 def _compose(settings: Settings, *args: str) -> str:
     env = process_environ() | {
         "LOCAL_MLOPS_S3_BIND": dockerhost.bridge_address(),
         "LOCAL_MLOPS_EMULATOR_PORT": str(settings.emulator_port),
-        "LOCAL_MLOPS_EMULATOR_IMAGE": image.EMULATOR_IMAGE,
+        "LOCAL_MLOPS_EMULATOR_IMAGE": image.emulator_spec().tag,
+        "LOCAL_MLOPS_S3_DATA": str(emulator.data_dir(settings)),
+        "LOCAL_MLOPS_S3_CONTAINER": s3_container(settings),
     }
     done = subprocess.run(
         [*_compose_argv(settings), *args], capture_output=True, text=True, env=env, check=False
@@ -52,20 +66,38 @@ def _compose(settings: Settings, *args: str) -> str:
 
 
 def up(settings: Settings, say: image.Say) -> str:
-    """Start the emulator, create the bucket, restore the snapshot; returns the S3 URL."""
+    """Start the emulator (it restores its data dir), create the bucket; returns the S3 URL."""
     dockerhost.docker_client()
-    if not dockerhost.image_exists(image.EMULATOR_IMAGE):
-        say(f"Building the S3 emulator image {image.EMULATOR_IMAGE} (once) ...")
+    tag = image.emulator_spec().tag
+    if not dockerhost.image_exists(tag):
+        say(f"Building the S3 emulator image {tag} (once) ...")
         image.build(settings, image.emulator_spec(), say)
-    _compose(settings, "up", "-d", "s3")
     url = emulator.devenv_url(settings)
     assert url is not None
-    emulator.wait_until_reachable(url, 30, "the S3 emulator")
+    already = emulator.is_reachable(url)
+    embedded = emulator.running_embedded(settings)
+    if embedded and not already:
+        raise LocalMlopsError(
+            f"a command's embedded S3 emulator at {embedded} serves {emulator.data_dir(settings)}",
+            "let that command finish (the emulator stops with it), then run `local-mlops up`",
+        )
+    emulator.data_dir(settings).mkdir(parents=True, exist_ok=True)
+    _compose(settings, "up", "-d", "s3")
+    # The emulator loads its data dir before it opens the port: allow for a large one.
+    emulator.wait_until_reachable(url, 300, "the S3 emulator")
     _wait_for_s3(settings, url)
     s3.ensure_bucket(settings, url)
-    restored = emulator.restore_snapshot(settings, url)
-    if restored:
-        say(f"Restored {restored} objects into s3://{settings.bucket} from the snapshot.")
+    imported = emulator.import_legacy_snapshot(settings, url)
+    if imported:
+        say(f"Imported {imported} objects from the snapshot of an earlier version.")
+    if not already:
+        report = emulator.restore_report(url)
+        if report.get("objects"):
+            summary = emulator.bucket_summary(settings, url)
+            say(
+                f"The S3 emulator {emulator.describe_restore(report, summary)} "
+                f"from {emulator.data_dir(settings)}."
+            )
     return url
 
 
@@ -90,16 +122,9 @@ def _wait_for_s3(settings: Settings, url: str, timeout: float = 30) -> None:
 
 
 def down(settings: Settings, say: image.Say) -> None:
-    """Snapshot the bucket, then stop and remove the dev environment's containers."""
-    url = emulator.devenv_url(settings)
-    if url and emulator.is_reachable(url):
-        saved = emulator.save_snapshot(settings, url)
-        say(f"Saved {saved} changed objects of s3://{settings.bucket} to {_snapshot(settings)}.")
+    """Stop and remove the dev environment's containers; the bucket's data stays on disk."""
     _compose(settings, "down", "--remove-orphans")
-
-
-def _snapshot(settings: Settings) -> Path:
-    return emulator.snapshot_dir(settings)
+    say(f"The bucket's data stays in {emulator.data_dir(settings)} for the next `local-mlops up`.")
 
 
 def status(settings: Settings) -> list[Service]:

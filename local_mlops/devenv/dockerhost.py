@@ -158,5 +158,15 @@ def image_exists(name: str) -> bool:
     return True
 
 
+def image_id(name: str) -> str | None:
+    """The engine's ID of an image (``sha256:...``): what a tag points to now; None if absent."""
+    from docker.errors import DockerException
+
+    try:
+        return str(docker_client().images.get(name).id)
+    except (DockerException, LocalMlopsError):
+        return None
+
+
 def image_size(name: str) -> int:
     return int(docker_client().images.get(name).attrs.get("Size", 0))

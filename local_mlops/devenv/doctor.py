@@ -9,7 +9,8 @@ from typing import Any
 from local_mlops import s3
 from local_mlops.config import Settings
 from local_mlops.devenv import dockerhost, emulator
-from local_mlops.errors import LocalMlopsError
+from local_mlops.errors import LocalMlopsError, brief_error
+from local_mlops.targets.base import kind_of
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -53,13 +54,21 @@ def check_compose(settings: Settings) -> Check:
     return Check("Docker Compose", OK, f"{info.flavour} {info.version}, usable by the SDK")
 
 
-def check_image(settings: Settings) -> Check:
+def _check_image(name: str, uri: str) -> Check:
     if not dockerhost.docker_available():
-        return Check("Runtime image", FAIL, "cannot check: Docker is not reachable", "start Docker")
-    if dockerhost.image_exists(settings.image_uri):
-        size = dockerhost.image_size(settings.image_uri) / 1e9
-        return Check("Runtime image", OK, f"{settings.image_uri} ({size:.1f} GB)")
-    return Check("Runtime image", FAIL, f"{settings.image_uri} is not built", "local-mlops build")
+        return Check(name, FAIL, "cannot check: Docker is not reachable", "start Docker")
+    if dockerhost.image_exists(uri):
+        size = dockerhost.image_size(uri) / 1e9
+        return Check(name, OK, f"{uri} ({size:.2f} GB)")
+    return Check(name, FAIL, f"{uri} is not built", "local-mlops build")
+
+
+def check_image(settings: Settings) -> Check:
+    return _check_image("Runtime image", settings.image_uri)
+
+
+def check_serving_image(settings: Settings) -> Check:
+    return _check_image("Serving image", settings.serving_image_uri)
 
 
 def check_s3(settings: Settings) -> Check:
@@ -84,37 +93,59 @@ def check_s3(settings: Settings) -> Check:
 
 
 def check_cloud(settings: Settings) -> list[Check]:
-    """Credentials, region, execution role and bucket on a real account."""
-    import boto3
+    """Region, credentials, the project's stack, execution role and bucket on the account."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    checks = []
-    session = boto3.Session(region_name=settings.region, profile_name=settings.profile or None)
-    checks.append(
-        Check("AWS region", OK, settings.region)
-        if session.region_name
-        else Check("AWS region", FAIL, "no region", "set AWS_REGION or region in local-mlops.toml")
-    )
+    from local_mlops.account import aws, stack
+
     try:
-        identity = session.client("sts").get_caller_identity()
-        checks.append(Check("AWS credentials", OK, identity["Arn"]))
-    except (BotoCoreError, ClientError) as exc:
-        checks.append(Check("AWS credentials", FAIL, str(exc), "aws configure, or set AWS_PROFILE"))
+        session = aws.session(settings)
+    except LocalMlopsError as exc:
+        return [Check("AWS region", FAIL, exc.message, exc.fix or "")]
+    checks = [Check("AWS region", OK, settings.region)]
+    try:
+        checks.append(Check("AWS credentials", OK, aws.identity(session)["arn"]))
+    except LocalMlopsError as exc:
+        checks.append(Check("AWS credentials", FAIL, exc.message, exc.fix or ""))
         return checks
+    try:
+        found = stack.describe(session, settings)
+        checks.append(
+            Check("Cloud stack", OK, f"{found.name} {found.status}")
+            if found and found.healthy
+            else Check(
+                "Cloud stack",
+                WARN,
+                f"{stack.stack_name(settings)} is {found.status if found else 'not created'}",
+                "local-mlops cloud init (or bring your own role_arn and bucket)",
+            )
+        )
+    except LocalMlopsError as exc:
+        checks.append(Check("Cloud stack", WARN, exc.message, exc.fix or ""))
     role_name = settings.role_arn.rsplit("/", 1)[-1]
     try:
         session.client("iam").get_role(RoleName=role_name)
         checks.append(Check("Execution role", OK, settings.role_arn))
     except (BotoCoreError, ClientError) as exc:
         checks.append(
-            Check("Execution role", FAIL, str(exc), "set role_arn to a SageMaker execution role")
+            Check(
+                "Execution role",
+                FAIL,
+                brief_error(exc),
+                "local-mlops cloud init, or set role_arn to a SageMaker execution role",
+            )
         )
     try:
         session.client("s3").head_bucket(Bucket=settings.bucket)
         checks.append(Check("S3 bucket", OK, f"s3://{settings.bucket}"))
     except (BotoCoreError, ClientError) as exc:
         checks.append(
-            Check("S3 bucket", FAIL, str(exc), f"create s3://{settings.bucket} or set bucket")
+            Check(
+                "S3 bucket",
+                FAIL,
+                brief_error(exc),
+                f"local-mlops cloud init, or create s3://{settings.bucket} and set bucket",
+            )
         )
     return checks
 
@@ -123,14 +154,17 @@ LOCAL_CHECKS: list[Callable[[Settings], Check]] = [
     check_docker,
     check_compose,
     check_image,
+    check_serving_image,
     check_s3,
 ]
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    checks = [check(settings) for check in LOCAL_CHECKS]
-    if settings.target == "cloud":
-        checks = checks[:3] + check_cloud(settings)
+    """The checks the target needs: the emulator's bucket, or the AWS account's side."""
+    kind = kind_of(settings)
+    checks = [check(settings) for check in LOCAL_CHECKS if kind.uses_emulator or check != check_s3]
+    if kind.checks_account:
+        checks += check_cloud(settings)
     return checks
 
 

@@ -1,4 +1,4 @@
-"""Building the runtime image (and the emulator image) online, air-gapped or behind a TLS proxy.
+"""Building the images (runtime, serving, emulator) online, air-gapped or behind a TLS proxy.
 
 Online: the public base image is pulled and pip reads the package indexes. Air-gapped (no
 registry answers, as on CI): a Debian base is made with debootstrap + ``docker import``
@@ -29,7 +29,7 @@ from local_mlops.errors import LocalMlopsError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS = REPO_ROOT / "containers"
 OFFLINE_BASE = "local-mlops/debian:bookworm"
-EMULATOR_IMAGE = "local-mlops-s3:moto-5.2.5"
+EMULATOR_IMAGE = "local-mlops-s3"
 WHEELHOUSE_PORT = 18573  # fixed, so the build argument (and so the layer cache) is stable
 
 Say = Callable[[str], None]
@@ -39,10 +39,25 @@ Say = Callable[[str], None]
 class ImageSpec:
     tag: str
     context: Path
+    dockerfile: str = "Dockerfile"
+    # The pins people edit (may include others with ``-r``) and the lock built from them
+    # (exact versions with hashes; scripts/lock.sh refreshes it; "": installed from the pins).
+    requirements_file: str = "requirements.txt"
+    lock_file: str = "requirements.lock"
 
     @property
     def requirements(self) -> Path:
-        return self.context / "requirements.txt"
+        """The file the image installs from: its lock file, else its requirements file."""
+        return self.context / (self.lock_file or self.requirements_file)
+
+    def requirement_files(self) -> list[Path]:
+        """The requirements file and every file it includes with ``-r`` (one level is enough)."""
+        source = self.context / self.requirements_file
+        files = [source]
+        for line in source.read_text().splitlines():
+            if line.strip().startswith(("-r ", "--requirement ")):
+                files.append(source.parent / line.split(maxsplit=1)[1].strip())
+        return files
 
 
 @dataclass(frozen=True)
@@ -54,11 +69,30 @@ class BuildResult:
 
 
 def runtime_spec(settings: Settings) -> ImageSpec:
+    """The PyTorch image for processing and training (and hosting artifacts without ONNX)."""
     return ImageSpec(settings.image_uri, CONTAINERS)
 
 
+def serving_spec(settings: Settings) -> ImageSpec:
+    """The lean ONNX Runtime image for endpoints and batch transform (no torch)."""
+    return ImageSpec(
+        settings.serving_image_uri,
+        CONTAINERS,
+        dockerfile="Dockerfile.serving",
+        requirements_file="requirements-serving.txt",
+        lock_file="requirements-serving.lock",
+    )
+
+
 def emulator_spec() -> ImageSpec:
-    return ImageSpec(EMULATOR_IMAGE, CONTAINERS / "emulator")
+    """The S3 emulator image, tagged by its sources: a changed emulator is a new image."""
+    context = CONTAINERS / "emulator"
+    digest = hashlib.sha256()
+    for path in sorted(context.rglob("*")):
+        if path.is_file() and ".build" not in path.parts and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(context).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return ImageSpec(f"{EMULATOR_IMAGE}:moto-5.2.5-{digest.hexdigest()[:12]}", context)
 
 
 def _pull(image: str) -> bool:
@@ -91,7 +125,9 @@ def prepare_wheelhouse(settings: Settings, spec: ImageSpec, say: Say) -> Path:
     """Download the image's wheels on the host (pip reads the host's indexes, proxy and CA)."""
     house = wheelhouse_dir(settings)
     house.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(spec.requirements.read_bytes()).hexdigest()[:16]
+    files = dict.fromkeys([*spec.requirement_files(), spec.requirements])
+    content = b"".join(path.read_bytes() for path in files)
+    digest = hashlib.sha256(content).hexdigest()[:16]
     stamp = house / f".ready-{digest}"
     if stamp.exists():
         return house
@@ -181,6 +217,7 @@ def _run_build(
     with log_path.open("w") as log:
         stream = api.build(
             path=str(spec.context),
+            dockerfile=spec.dockerfile,
             tag=spec.tag,
             buildargs=buildargs,
             rm=True,

@@ -1,21 +1,23 @@
-"""SageMaker data capture and ground truth records (DESIGN.md "Monitoring formats").
+"""Capture and ground truth records for tests, the drift benchmark and the traffic generator.
 
-The router writes capture records as it serves; these builders make the same lines for
-the traffic generator's tests, the drift benchmark, and ground truth from labels.
+Capture lines are made by the router's own writer (``serving/capture.py``), so what the
+monitoring job is tested on is byte for byte what endpoints write. Ground truth records are
+SageMaker's (DESIGN.md "Monitoring formats"): one JSON line per labeled request, under
+``s3://BUCKET/groundtruth/ENDPOINT/yyyy/mm/dd/hh/*.jsonl``, keyed by the capture's
+``inferenceId`` (its ``eventId`` when the request carried none).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from local_mlops.serving import capture
 
-def iso_time(when: datetime) -> str:
-    """``2026-12-01T20:01:48Z``: the capture's inferenceTime format."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+GROUND_TRUTH_PREFIX = "groundtruth"
+JSON_TYPES = ("application/json",)
 
 
 def capture_record(
@@ -23,45 +25,42 @@ def capture_record(
     answer: dict[str, Any] | None,
     when: datetime,
     content_type: str = "image/png",
-    event_id: str | None = None,
-    inference_id: str | None = None,
+    inference_id: str = "",
 ) -> dict[str, Any]:
-    """One capture line: the request body (base64) and the endpoint's JSON answer."""
-    metadata: dict[str, Any] = {"eventId": event_id or str(uuid.uuid4())}
-    if inference_id:
-        metadata["inferenceId"] = inference_id
-    metadata["inferenceTime"] = iso_time(when)
-    return {
-        "captureData": {
-            "endpointInput": {
-                "observedContentType": content_type,
-                "mode": "INPUT",
-                "data": base64.b64encode(payload).decode(),
-                "encoding": "BASE64",
-            },
-            "endpointOutput": {
-                "observedContentType": "application/json",
-                "mode": "OUTPUT",
-                "data": json.dumps(answer if answer is not None else {"error": "failed"}),
-                "encoding": "JSON",
-            },
-        },
-        "eventMetadata": metadata,
-        "eventVersion": "0",
-    }
+    """One capture line of a request and the endpoint's JSON answer (None: an error answer)."""
+    body = json.dumps(answer if answer is not None else {"error": "failed"}).encode()
+    return capture.capture_record(
+        capture.Capture(
+            endpoint="endpoint",
+            variant="AllTraffic",
+            destination="",
+            json_types=JSON_TYPES,
+            request_type=content_type,
+            request_body=payload,
+            response_type="application/json",
+            response_body=body,
+            inference_id=inference_id,
+            time=when.astimezone(UTC),
+        )
+    )
 
 
-def ground_truth_record(event_id: str, label: str) -> dict[str, Any]:
-    """One ground truth line for the capture whose inferenceId (else eventId) is ``event_id``."""
+def ground_truth_record(inference_id: str, label: str) -> dict[str, Any]:
+    """One ground truth line: the true label of the request whose join key is ``inference_id``
+    (CSV ``"7"``; ``"7,3"`` for a JSON request of two images, in order)."""
     return {
         "groundTruthData": {"data": label, "encoding": "CSV"},
-        "eventMetadata": {"eventId": event_id},
+        "eventMetadata": {"eventId": inference_id},
         "eventVersion": "0",
     }
 
 
-def capture_key(when: datetime) -> str:
-    """The capture file's path under ``datacapture/ENDPOINT/VARIANT/``."""
+def capture_key(endpoint: str, when: datetime, variant: str = "AllTraffic") -> str:
+    """``datacapture/ENDPOINT/VARIANT/yyyy/mm/dd/hh/mm-ss-mmm-UUID.jsonl``."""
+    return capture.capture_key(capture.CAPTURE_PREFIX, endpoint, variant, when.astimezone(UTC))
+
+
+def ground_truth_key(endpoint: str, when: datetime) -> str:
+    """``groundtruth/ENDPOINT/yyyy/mm/dd/hh/UUID.jsonl`` (SageMaker's ground truth layout)."""
     when = when.astimezone(UTC)
-    millis = when.microsecond // 1000
-    return f"{when:%Y/%m/%d/%H}/{when:%M-%S}-{millis:03d}-{uuid.uuid4().hex}.jsonl"
+    return f"{GROUND_TRUTH_PREFIX}/{endpoint}/{when:%Y/%m/%d/%H}/{uuid.uuid4().hex}.jsonl"

@@ -24,12 +24,12 @@ from typing import Any
 
 from local_mlops.config import Settings
 from local_mlops.errors import LocalMlopsError
+from local_mlops.monitoring.records import GROUND_TRUTH_PREFIX
+from local_mlops.pipeline import contract
+from local_mlops.serving.capture import CAPTURE_PREFIX
 from local_mlops.targets import Target
 
-CAPTURE_PREFIX = "datacapture"
-GROUND_TRUTH_PREFIX = "groundtruth"
 MONITORING_PREFIX = "monitoring"
-PROCESSING_ROOT = "/opt/ml/processing"
 WINDOW = re.compile(r"^(\d+)([mhd])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 Say = Callable[[str], None]
@@ -135,18 +135,18 @@ def _run_job(
     stamp = end.strftime("%Y-%m-%dT%H-%M-%SZ")
     output = f"s3://{bucket}/{MONITORING_PREFIX}/{endpoint}/{stamp}"
     inputs = [
-        ProcessingInput(source=baseline, destination=f"{PROCESSING_ROOT}/baseline"),
-        ProcessingInput(source=model_data(package), destination=f"{PROCESSING_ROOT}/model"),
+        ProcessingInput(source=baseline, destination=contract.PROCESSING_BASELINE),
+        ProcessingInput(source=model_data(package), destination=contract.PROCESSING_MODEL),
     ]
-    for prefix, folder in ((CAPTURE_PREFIX, "capture"), (GROUND_TRUTH_PREFIX, "groundtruth")):
+    for prefix, folder in (
+        (CAPTURE_PREFIX, contract.PROCESSING_CAPTURE),
+        (GROUND_TRUTH_PREFIX, contract.PROCESSING_GROUND_TRUTH),
+    ):
         if has_objects(s3, bucket, f"{prefix}/{endpoint}/"):
             inputs.append(
-                ProcessingInput(
-                    source=f"s3://{bucket}/{prefix}/{endpoint}/",
-                    destination=f"{PROCESSING_ROOT}/input/{folder}",
-                )
+                ProcessingInput(source=f"s3://{bucket}/{prefix}/{endpoint}/", destination=folder)
             )
-        elif folder == "capture":
+        elif prefix == CAPTURE_PREFIX:
             say(f"No data captured for endpoint {endpoint!r} yet: the report will be empty.")
     say(
         f"Monitoring {endpoint} from {start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC against model "
@@ -168,7 +168,9 @@ def _run_job(
                 inputs=inputs,
                 outputs=[
                     ProcessingOutput(
-                        output_name="report", source=f"{PROCESSING_ROOT}/output", destination=output
+                        output_name="report",
+                        source=contract.PROCESSING_MONITOR_OUTPUT,
+                        destination=output,
                     )
                 ],
                 arguments=[
@@ -188,8 +190,8 @@ def _run_job(
             "read its output above; an image without mlops_container.monitor needs "
             "`local-mlops build`",
         ) from error
-    summary = read_json(s3, f"{output}/summary.json")
-    violations = read_json(s3, f"{output}/constraint_violations.json")["violations"]
+    summary = read_json(s3, f"{output}/{contract.SUMMARY_FILE}")
+    violations = read_json(s3, f"{output}/{contract.VIOLATIONS_FILE}")["violations"]
     return {
         **summary,
         "violation_count": summary["violations"],

@@ -40,32 +40,31 @@ from sagemaker.workflow.retry import (
 )
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TuningStep
 
+from local_mlops.account.tags import project_tags
 from local_mlops.config import Settings
-from local_mlops.pipeline import datasets
+from local_mlops.pipeline import contract, datasets
+
+# Step names (also what `runs describe` and the docs show), in a module without the SDK.
+from local_mlops.pipeline.steps import (  # noqa: E402
+    BASELINE,
+    CHECK,
+    CREATE_MODEL,
+    EVALUATE,
+    FAIL,
+    PREPROCESS,
+    REGISTER,
+    TRAIN,
+    TUNE,
+    VALIDATE,
+)
 from local_mlops.targets import Target
 
-# Step names (also what `runs describe` and the docs show).
-VALIDATE = "ValidateData"
-PREPROCESS = "Preprocess"
-TRAIN = "Train"
-TUNE = "Tune"
-EVALUATE = "Evaluate"
-BASELINE = "Baseline"
-CHECK = "CheckAccuracy"
-REGISTER = "RegisterModel"
-CREATE_MODEL = "CreateModel"
-FAIL = "AccuracyTooLow"
-
-PROCESSING_ROOT = "/opt/ml/processing"
-ACCURACY_PATH = "multiclass_classification_metrics.accuracy.value"
-CONTENT_TYPES = ["image/png", "image/jpeg", "application/x-image"]
-
-# The image prints one line per epoch in this stable form (see containers/ML.md).
-METRIC_DEFINITIONS = [
-    {"Name": name, "Regex": f"{name}=([0-9\\.]+)"}
-    for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "images_per_sec")
-]
-OBJECTIVE = "val_accuracy"
+# What the runtime image agrees on with the graph (channels, paths, metrics): pipeline/contract.py.
+ACCURACY_PATH = contract.ACCURACY_PATH
+METRIC_DEFINITIONS = contract.METRIC_DEFINITIONS
+OBJECTIVE = contract.OBJECTIVE_METRIC
+# What the serving image reads (containers/mlops_container/serving/decoding.py; a test compares).
+CONTENT_TYPES = list(contract.CONTENT_TYPES)
 
 
 def dataset_uri(settings: Settings) -> str:
@@ -90,7 +89,9 @@ def build_parameters(settings: Settings, target: Target) -> dict[str, Any]:
     return {p.name: p for p in params}
 
 
-def _processor(target: Target, p: dict[str, Any], module: str, name: str) -> Processor:
+def _processor(
+    target: Target, p: dict[str, Any], module: str, name: str, tags: list[dict[str, str]]
+) -> Processor:
     return Processor(
         role=target.role_arn,
         image_uri=target.image_uri,
@@ -99,6 +100,7 @@ def _processor(target: Target, p: dict[str, Any], module: str, name: str) -> Pro
         entrypoint=["python3", "-m", f"mlops_container.{module}"],
         sagemaker_session=target.session,
         base_job_name=f"local-mlops-{name}",
+        tags=tags,
     )
 
 
@@ -132,6 +134,8 @@ def build_pipeline(
         )
     ]
     prefix = f"s3://{target.bucket}/pipelines/{settings.pipeline_name}"
+    # On every job and model the steps create: `cloud status` and `cloud down` find them by it.
+    tags = project_tags(settings, "local-mlops run")
 
     # The dataset's shards: manifest, classes and images packed (see datasets.pack_shard).
     shards = Join(on="", values=[p["InputData"], f"{datasets.SHARDS}/"])
@@ -139,25 +143,22 @@ def build_pipeline(
     # ValidateData: the manifest and every image it names; hard problems fail the run here.
     validate = ProcessingStep(
         name=VALIDATE,
-        step_args=_processor(target, p, "validate", "validate").run(
-            inputs=[ProcessingInput(source=shards, destination=f"{PROCESSING_ROOT}/input/data")],
-            outputs=[
-                ProcessingOutput(output_name="report", source=f"{PROCESSING_ROOT}/output/report")
-            ],
+        step_args=_processor(target, p, "validate", "validate", tags).run(
+            inputs=[ProcessingInput(source=shards, destination=contract.PROCESSING_INPUT_DATA)],
+            outputs=[ProcessingOutput(output_name="report", source=contract.PROCESSING_REPORT)],
         ),
         cache_config=cache_config,
         retry_policies=retry,
     )
 
     # Preprocess: dedupe, stratified split, resize, normalization stats, monitoring baseline.
-    split_names = ("train", "validation", "test", "meta", "baseline")
     preprocess = ProcessingStep(
         name=PREPROCESS,
-        step_args=_processor(target, p, "preprocess", "preprocess").run(
-            inputs=[ProcessingInput(source=shards, destination=f"{PROCESSING_ROOT}/input/data")],
+        step_args=_processor(target, p, "preprocess", "preprocess", tags).run(
+            inputs=[ProcessingInput(source=shards, destination=contract.PROCESSING_INPUT_DATA)],
             outputs=[
-                ProcessingOutput(output_name=name, source=f"{PROCESSING_ROOT}/output/{name}")
-                for name in split_names
+                ProcessingOutput(output_name=name, source=f"{contract.PROCESSING_OUTPUT}/{name}")
+                for name in contract.PREPROCESS_OUTPUTS
             ],
             arguments=["--image-size", p["ImageSize"].to_string()],
         ),
@@ -176,6 +177,7 @@ def build_pipeline(
         output_path=f"{prefix}/models",
         sagemaker_session=target.session,
         base_job_name="local-mlops-train",
+        tags=tags,
         metric_definitions=METRIC_DEFINITIONS,
         hyperparameters={
             "backbone": p["Backbone"],
@@ -191,10 +193,10 @@ def build_pipeline(
     )
     train_inputs = {
         name: TrainingInput(s3_data=outputs[name].S3Output.S3Uri)
-        for name in ("train", "validation")
+        for name in (contract.TRAIN_CHANNEL, contract.VALIDATION_CHANNEL)
     }
     if pretrained_uri:
-        train_inputs["pretrained"] = TrainingInput(s3_data=pretrained_uri)
+        train_inputs[contract.PRETRAINED_CHANNEL] = TrainingInput(s3_data=pretrained_uri)
     if tune:
         tuner = HyperparameterTuner(
             estimator,
@@ -229,18 +231,25 @@ def build_pipeline(
         model_data = fit.properties.ModelArtifacts.S3ModelArtifacts
 
     # Evaluate: metrics on the held-out test split, in SageMaker's model-quality format.
-    report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
+    report = PropertyFile(
+        name="EvaluationReport",
+        output_name=contract.EVALUATION_OUTPUT,
+        path=contract.EVALUATION_FILE,
+    )
     evaluate = ProcessingStep(
         name=EVALUATE,
-        step_args=_processor(target, p, "evaluate", "evaluate").run(
+        step_args=_processor(target, p, "evaluate", "evaluate", tags).run(
             inputs=[
-                ProcessingInput(source=model_data, destination=f"{PROCESSING_ROOT}/model"),
+                ProcessingInput(source=model_data, destination=contract.PROCESSING_MODEL),
                 ProcessingInput(
-                    source=outputs["test"].S3Output.S3Uri, destination=f"{PROCESSING_ROOT}/test"
+                    source=outputs[contract.TEST_SPLIT].S3Output.S3Uri,
+                    destination=contract.PROCESSING_TEST,
                 ),
             ],
             outputs=[
-                ProcessingOutput(output_name="evaluation", source=f"{PROCESSING_ROOT}/evaluation")
+                ProcessingOutput(
+                    output_name=contract.EVALUATION_OUTPUT, source=contract.PROCESSING_EVALUATION
+                )
             ],
         ),
         property_files=[report],
@@ -251,48 +260,54 @@ def build_pipeline(
     evaluation_uri = Join(
         on="/",
         values=[
-            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
-            "evaluation.json",
+            evaluate.properties.ProcessingOutputConfig.Outputs[
+                contract.EVALUATION_OUTPUT
+            ].S3Output.S3Uri,
+            contract.EVALUATION_FILE,
         ],
     )
 
     # Baseline: the monitor's reference (statistics.json, constraints.json, the PCA basis,
     # model-quality constraints) from the trained model on the validation split.
-    evaluation_dir = f"{PROCESSING_ROOT}/evaluation"
     baseline = ProcessingStep(
         name=BASELINE,
-        step_args=_processor(target, p, "baseline", "baseline").run(
+        step_args=_processor(target, p, "baseline", "baseline", tags).run(
             inputs=[
-                ProcessingInput(source=model_data, destination=f"{PROCESSING_ROOT}/model"),
+                ProcessingInput(source=model_data, destination=contract.PROCESSING_MODEL),
                 ProcessingInput(
-                    source=outputs["validation"].S3Output.S3Uri,
-                    destination=f"{PROCESSING_ROOT}/validation",
+                    source=outputs[contract.VALIDATION_CHANNEL].S3Output.S3Uri,
+                    destination=contract.PROCESSING_VALIDATION,
                 ),
                 ProcessingInput(
                     source=evaluate.properties.ProcessingOutputConfig.Outputs[
-                        "evaluation"
+                        contract.EVALUATION_OUTPUT
                     ].S3Output.S3Uri,
-                    destination=evaluation_dir,
+                    destination=contract.PROCESSING_EVALUATION,
                 ),
             ],
             outputs=[
-                ProcessingOutput(output_name="baseline", source=f"{PROCESSING_ROOT}/baseline")
+                ProcessingOutput(
+                    output_name=contract.BASELINE_STEP_OUTPUT, source=contract.PROCESSING_BASELINE
+                )
             ],
-            arguments=["--evaluation-dir", evaluation_dir],
+            arguments=["--evaluation-dir", contract.PROCESSING_EVALUATION],
         ),
         cache_config=cache_config,
         retry_policies=retry,
     )
-    baseline_uri = baseline.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
+    baseline_uri = baseline.properties.ProcessingOutputConfig.Outputs[
+        contract.BASELINE_STEP_OUTPUT
+    ].S3Output.S3Uri
 
     def baseline_file(name: str) -> MetricsSource:
         return MetricsSource(
             s3_uri=Join(on="/", values=[baseline_uri, name]), content_type="application/json"
         )
 
-    # RegisterModel + CreateModel when the accuracy clears the threshold.
+    # RegisterModel + CreateModel when the accuracy clears the threshold. They reference the
+    # serving image (ONNX Runtime on the artifact's model.onnx, no torch).
     model = Model(
-        image_uri=target.image_uri,
+        image_uri=target.model_image_uri,
         model_data=model_data,
         role=target.role_arn,
         sagemaker_session=target.session,
@@ -301,8 +316,8 @@ def build_pipeline(
     register = ModelStep(
         name=REGISTER,
         step_args=model.register(
-            content_types=CONTENT_TYPES,
-            response_types=["application/json"],
+            content_types=list(contract.CONTENT_TYPES),
+            response_types=list(contract.RESPONSE_TYPES),
             inference_instances=["ml.m5.large", "ml.c5.large"],
             transform_instances=["ml.m5.large"],
             model_package_group_name=settings.model_package_group,
@@ -313,17 +328,20 @@ def build_pipeline(
                 )
             ),
             drift_check_baselines=DriftCheckBaselines(
-                model_data_statistics=baseline_file("statistics.json"),
-                model_data_constraints=baseline_file("constraints.json"),
+                model_data_statistics=baseline_file(contract.STATISTICS_FILE),
+                model_data_constraints=baseline_file(contract.CONSTRAINTS_FILE),
                 model_statistics=MetricsSource(
                     s3_uri=evaluation_uri, content_type="application/json"
                 ),
-                model_constraints=baseline_file("model_quality_constraints.json"),
+                model_constraints=baseline_file(contract.MODEL_QUALITY_CONSTRAINTS_FILE),
             ),
             description=f"{settings.dataset} image classifier",
         ),
     )
-    create_model = ModelStep(name=CREATE_MODEL, step_args=model.create(instance_type="ml.m5.large"))
+    create_model = ModelStep(
+        name=CREATE_MODEL,
+        step_args=model.create(instance_type="ml.m5.large", tags=tags),
+    )
     fail = FailStep(
         name=FAIL,
         error_message=Join(

@@ -1,26 +1,27 @@
 """Running the pipeline on a target and reporting what happened.
 
-``run`` resolves the input data, builds the graph, upserts and starts it, and waits: in local
-mode ``start()`` returns when the execution is over; on SageMaker it returns at once and we poll.
-Either way the result has the same shape (the SageMaker ListPipelineExecutionSteps one).
+``run`` resolves the input data, builds the graph, and has the target upsert and start it, wait
+for it (local mode's ``start()`` returns when the execution is over; SageMaker's is polled) and
+read its results back. Either way the result has the same shape: the steps as
+ListPipelineExecutionSteps lists them, the evaluation metrics, the registered model package.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from local_mlops.config import Settings
+from local_mlops.devenv import processes
 from local_mlops.devenv.emulator import s3_endpoint
-from local_mlops.errors import brief_error
-from local_mlops.pipeline import datasets, graph, weights
+from local_mlops.pipeline import datasets, hyperparameters, weights
 from local_mlops.targets import Target, open_target
 
 StepEvent = Callable[[str, str, str, dict[str, Any]], None]
-POLL_SECONDS = 15  # between status polls of a SageMaker execution (its steps take minutes)
 
 for noisy in ("sagemaker", "sagemaker.config", "botocore.credentials"):
     logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -35,6 +36,7 @@ class RunOptions:
     max_parallel_jobs: int = 2
     strategy: str = "Bayesian"
     spot: bool = False
+    skip_bad_images: bool = False  # importing --data: leave unreadable images out, listed
     parameters: dict[str, Any] = field(default_factory=dict)
     pretrained_uri: str = ""  # filled by run() from settings.weights
 
@@ -51,6 +53,7 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     model_package: dict[str, Any] | None = None
     tuning: dict[str, Any] | None = None
+    evaluation_uri: str = ""  # the Evaluate step's report (evaluation.json) in S3
 
     @property
     def succeeded(self) -> bool:
@@ -63,6 +66,8 @@ class RunResult:
 
 
 def build_for(settings: Settings, target: Target, options: RunOptions) -> Any:
+    from local_mlops.pipeline import graph
+
     return graph.build_pipeline(
         settings,
         target,
@@ -83,77 +88,55 @@ def run(
     on_step_event: StepEvent | None = None,
 ) -> RunResult:
     """Run the whole graph on the configured target."""
+    hyperparameters.check_run(settings, options.parameters)
     started = time.monotonic()
+    sdk = _import_sdk_meanwhile()
     with s3_endpoint(settings, announce=say) as endpoint:
         # The same on both targets: an S3 URI as given, else the dataset imported into the
         # target's bucket (once; reused when present).
         input_uri = datasets.resolve_input(
-            settings, endpoint.url, settings.dataset, options.data or settings.data, say
+            settings,
+            endpoint.url,
+            settings.dataset,
+            options.data or settings.data,
+            say,
+            skip_bad_images=options.skip_bad_images,
         )
         pretrained = weights.resolve(
             settings, endpoint.url, settings.weights, settings.backbone, say
         )
         options = replace(options, pretrained_uri=pretrained)
+        sdk.join()
         target = open_target(
             settings, endpoint.url, cache_enabled=options.cache, on_step_event=on_step_event
         )
+        target.reconcile(say)
         if target.prepare_image is not None:
             target.prepare_image(say)
         pipeline = build_for(settings, target, options)
-        pipeline.upsert(role_arn=target.role_arn)
-        execution = pipeline.start(parameters={"InputData": input_uri, **options.parameters})
-        if not target.is_local:
-            steps = _follow(target, execution, [s.name for s in pipeline.steps], say, on_step_event)
-            return _result(settings, target, execution, started, steps)
-        return _result(settings, target, execution, started, _list_steps(execution))
+        # Ctrl-C or SIGTERM: a local run stops its containers and records itself as Stopped.
+        with processes.stop_on_signals():
+            execution = target.start(pipeline, {"InputData": input_uri, **options.parameters})
+            stopped = processes.stop_requested()  # the SDK's start() swallows the interrupt
+            if stopped is not None:
+                raise stopped
+        steps = target.wait(execution, [s.name for s in pipeline.steps], say, on_step_event)
+        return _result(settings, target, execution, started, steps)
 
 
-def _list_steps(execution: Any) -> list[dict[str, Any]]:
-    steps = execution.list_steps()
-    if isinstance(steps, dict):
-        steps = steps.get("PipelineExecutionSteps", [])
-    return list(steps)
+def _import_sdk_meanwhile() -> threading.Thread:
+    """Import the graph (and with it the SageMaker SDK: seconds of CPU, most of it the SDK's
+    JumpStart tables) on another thread while this one starts the emulator and checks the
+    dataset and weights in S3, which mostly wait on sockets and subprocesses."""
 
+    import boto3  # noqa: F401  (both threads need it: import it once, here, first)
 
-def _follow(
-    target: Target,
-    execution: Any,
-    names: list[str],
-    say: Callable[[str], None],
-    on_step_event: StepEvent | None,
-) -> list[dict[str, Any]]:
-    """Poll a SageMaker execution until it ends, reporting step changes; returns its steps.
+    def load() -> None:
+        import local_mlops.pipeline.graph  # noqa: F401
 
-    When the step list cannot be read (moto answers HTTP 500; a role may lack the permission),
-    the steps are reported as Unknown and the run is followed by its overall status alone.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    arn = execution.arn
-    execution_id = arn.rsplit("/", 1)[-1]
-    say(f"Started {execution_id} on SageMaker; follow it at {target.console_url(arn)}")
-    seen: dict[str, str] = {}
-    steps: list[dict[str, Any]] = []
-    listable = True
-    while True:
-        status = execution.describe().get("PipelineExecutionStatus", "Unknown")
-        if listable:
-            try:
-                steps = _list_steps(execution)
-            except (BotoCoreError, ClientError) as exc:
-                listable = False
-                say(
-                    f"Cannot list the execution's steps ({brief_error(exc)}): showing them as Unknown."
-                )
-                steps = [{"StepName": name, "StepStatus": "Unknown"} for name in names]
-        for step in steps:
-            name, step_status = step.get("StepName", ""), step.get("StepStatus", "Unknown")
-            if on_step_event and seen.get(name) != step_status:
-                on_step_event(execution_id, name, step_status, step)
-            seen[name] = step_status
-        if status not in ("Executing", "Stopping"):
-            return steps
-        time.sleep(POLL_SECONDS)
+    thread = threading.Thread(target=load, name="import-sdk", daemon=True)
+    thread.start()
+    return thread
 
 
 def _result(
@@ -163,91 +146,20 @@ def _result(
     started: float,
     steps: list[dict[str, Any]],
 ) -> RunResult:
+    """The run's summary, read back from the target the same way on both."""
     description = execution.describe()
-    status = description.get("PipelineExecutionStatus", "Unknown")
     arn = description.get("PipelineExecutionArn", "")
-    result = RunResult(
+    outcome = target.outcome(settings, execution, arn, steps)
+    return RunResult(
         execution_arn=arn,
-        status=status,
-        failure_reason=description.get("FailureReason", ""),
-        steps=steps,
+        status=description.get("PipelineExecutionStatus", "Unknown"),
+        failure_reason=description.get("FailureReason", "") or outcome.failure_reason,
+        steps=outcome.steps,
         seconds=time.monotonic() - started,
         target=target.name,
         console_url=target.console_url(arn),
+        metrics=outcome.metrics,
+        model_package=outcome.model_package,
+        tuning=outcome.tuning,
+        evaluation_uri=outcome.evaluation_uri,
     )
-    if target.is_local and target.runstore is not None:
-        record = target.runs.get(arn)
-        result.steps = record.get("Steps", result.steps)
-        result.failure_reason = result.failure_reason or record.get("FailureReason", "")
-        result.metrics = _evaluation_metrics(target, execution)
-        result.tuning = _tuning_summary(execution)
-        result.model_package = _registered(target, settings.model_package_group, arn)
-    return result
-
-
-def _evaluation_metrics(target: Target, execution: Any) -> dict[str, Any]:
-    """Accuracy, F1 and friends from the Evaluate step's evaluation.json."""
-    import json
-
-    step = getattr(execution, "step_execution", {}).get(graph.EVALUATE)
-    outputs = (getattr(step, "properties", None) or {}).get("ProcessingOutputConfig") or {}
-    uri = _evaluation_uri(outputs.get("Outputs", []))
-    if not uri:
-        return {}
-    bucket, key = uri[5:].split("/", 1)
-    body = target.session.s3_client.get_object(
-        Bucket=bucket, Key=key.rstrip("/") + "/evaluation.json"
-    )
-    report = json.loads(body["Body"].read())
-    metrics = report.get("multiclass_classification_metrics", {})
-    return {
-        name: value.get("value") if isinstance(value, dict) else value
-        for name, value in metrics.items()
-        if name != "confusion_matrix"
-    }
-
-
-def _tuning_summary(execution: Any) -> dict[str, Any] | None:
-    """The tuning step's trials (best first) and its best job, as DescribeHyperParameterTuningJob."""
-    step = getattr(execution, "step_execution", {}).get(graph.TUNE)
-    properties = getattr(step, "properties", None) or {}
-    if "BestTrainingJob" not in properties:
-        return None
-
-    def trial(summary: dict[str, Any]) -> dict[str, Any]:
-        objective = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
-        return {
-            "TrainingJobName": summary.get("TrainingJobName"),
-            "TrainingJobStatus": summary.get("TrainingJobStatus"),
-            "Objective": objective.get("Value"),
-            "TunedHyperParameters": summary.get("TunedHyperParameters", {}),
-        }
-
-    return {
-        "BestTrainingJob": trial(properties["BestTrainingJob"]),
-        "Trials": [trial(s) for s in properties.get("TrainingJobSummaries", [])],
-    }
-
-
-def _evaluation_uri(outputs: Any) -> str:
-    """The ``evaluation`` output's S3 URI: local mode keys Outputs by name, SageMaker lists them."""
-    if isinstance(outputs, dict):
-        item = outputs.get("evaluation")
-        if isinstance(item, str):
-            return item
-        if isinstance(item, dict):
-            return str(item.get("S3Output", {}).get("S3Uri", ""))
-    if isinstance(outputs, list):
-        for item in outputs:
-            if item.get("OutputName") == "evaluation":
-                return str(item.get("S3Output", {}).get("S3Uri", ""))
-    return ""
-
-
-def _registered(target: Target, group: str, execution_arn: str) -> dict[str, Any] | None:
-    """The model package this execution registered, if any."""
-    for package in reversed(target.models.list_packages(group)):
-        made_by = str(package.get("PipelineExecutionArn") or "")
-        if made_by.rsplit("/", 1)[-1] == execution_arn.rsplit("/", 1)[-1]:
-            return dict(package)
-    return None

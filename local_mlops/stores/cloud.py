@@ -126,6 +126,30 @@ class CloudRunStore:
         return record
 
 
+HISTORY_KEY = "local-mlops:approval-"
+
+
+def _history(metadata: dict[str, str]) -> list[dict[str, str]]:
+    """The approval history kept in customer metadata, oldest first."""
+    import json
+
+    events = []
+    for key in sorted(k for k in metadata if k.startswith(HISTORY_KEY)):
+        try:
+            raw = json.loads(metadata[key])
+        except ValueError:
+            continue
+        events.append(
+            {
+                "ModelApprovalStatus": raw.get("s", ""),
+                "ApprovalDescription": raw.get("d", ""),
+                "Time": raw.get("t", ""),
+                "By": raw.get("b", ""),
+            }
+        )
+    return events
+
+
 def _reason(value: Any) -> str:
     """SageMaker's failure reason; moto reports a missing one as the string 'None'."""
     return "" if value in (None, "None") else str(value)
@@ -183,7 +207,9 @@ class CloudModelRegistry:
     def describe(self, arn_or_group_version: str) -> dict[str, Any]:
         """One package by ARN or ``<group>/<version>``, as DescribeModelPackage returns it."""
         arn = self._arn(arn_or_group_version)
-        return _clean(self.client.describe_model_package(ModelPackageName=arn))
+        package = _clean(self.client.describe_model_package(ModelPackageName=arn))
+        package["ApprovalHistory"] = _history(package.get("CustomerMetadataProperties") or {})
+        return package
 
     def update_approval(
         self, arn_or_group_version: str, status: str, description: str | None = None
@@ -193,7 +219,25 @@ class CloudModelRegistry:
             raise LocalMlopsError(
                 f"unknown approval status {status!r}", f"use one of {', '.join(APPROVAL_STATUSES)}"
             )
+        import datetime as dt
+        import json
+
+        from local_mlops.stores.registry import approval_event
+
         arn = self._arn(arn_or_group_version)
-        extra = {"ApprovalDescription": description} if description is not None else {}
+        extra: dict[str, Any] = {"ApprovalDescription": description} if description else {}
+        # SageMaker keeps only the current status: the history rides in the package's customer
+        # metadata, one entry per key (values are limited to 256 characters).
+        current = self.describe(arn)
+        history = current.get("ApprovalHistory", [])
+        event = approval_event(status, description, dt.datetime.now(dt.UTC).isoformat())
+        entry = json.dumps(
+            {"s": status, "d": (description or "")[:120], "t": event["Time"], "b": event["By"]}
+        )
+        # Sent whole: SageMaker merges the keys, moto replaces them; both end up the same.
+        extra["CustomerMetadataProperties"] = {
+            **(current.get("CustomerMetadataProperties") or {}),
+            f"{HISTORY_KEY}{len(history) + 1:03d}": entry[:256],
+        }
         self.client.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status, **extra)
         return self.describe(arn)

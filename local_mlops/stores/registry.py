@@ -30,6 +30,18 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
+def approval_event(status: str, description: str | None, when: str) -> dict[str, str]:
+    """One entry of a package's approval history."""
+    import getpass
+
+    return {
+        "ModelApprovalStatus": status,
+        "ApprovalDescription": description or "",
+        "Time": when,
+        "By": getpass.getuser(),
+    }
+
+
 def _precondition_failed(exc: ClientError) -> bool:
     error = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -234,7 +246,10 @@ class LocalModelRegistry:
     def update_approval(
         self, arn_or_group_version: str, status: str, description: str | None = None
     ) -> dict:
-        """Set ``ModelApprovalStatus`` (and ``ApprovalDescription``) on a package."""
+        """Set ``ModelApprovalStatus`` (and ``ApprovalDescription``) on a package.
+
+        Every change is appended to the package's ``ApprovalHistory`` (status, reason, time, who).
+        """
         if status not in APPROVAL_STATUSES:
             raise LocalMlopsError(
                 f"unknown approval status {status!r}", f"use one of {', '.join(APPROVAL_STATUSES)}"
@@ -244,6 +259,9 @@ class LocalModelRegistry:
         if description is not None:
             doc["ApprovalDescription"] = description
         doc["LastModifiedTime"] = _now()
+        doc.setdefault("ApprovalHistory", []).append(
+            approval_event(status, description, doc["LastModifiedTime"])
+        )
         self._write(
             self._version_key(doc["ModelPackageGroupName"], doc["ModelPackageVersion"]), doc
         )

@@ -1,23 +1,45 @@
 """The local/cloud switch, in one place.
 
-A ``Target`` carries everything the graph and the commands need that differs between the two:
-the SageMaker session, instance types, image URI, role and bucket. ``open_target`` is the only
-function that looks at ``settings.target``.
+``kind_of(settings)`` says what a target is before it is opened (where its bucket lives, what a
+command checks first); ``open_target`` opens it: a ``Target`` with the session, instance types,
+image URI, role, bucket and stores, and the behaviour that differs (waiting for an execution,
+reading its results back). Each kind's module (``local.py``, ``cloud.py``) is imported only when
+that target is used. Nothing outside this package branches on which target it is.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from typing import Any
 
 from local_mlops.config import Settings
-from local_mlops.s3 import FAKE_CREDENTIALS
-from local_mlops.targets.base import LOCAL_INSTANCE_TYPE, Target
+from local_mlops.targets.base import (
+    FAKE_CREDENTIALS,
+    LOCAL_INSTANCE_TYPE,
+    Outcome,
+    Target,
+    TargetKind,
+    kind_of,
+)
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
-__all__ = ["LOCAL_INSTANCE_TYPE", "Target", "definition_session", "open_target"]
+__all__ = [
+    "FAKE_CREDENTIALS",
+    "LOCAL_INSTANCE_TYPE",
+    "Outcome",
+    "Target",
+    "TargetKind",
+    "definition_session",
+    "kind_of",
+    "open_target",
+]
+
+
+def _module(settings: Settings) -> Any:
+    return importlib.import_module(kind_of(settings).module)
 
 
 def open_target(
@@ -28,46 +50,13 @@ def open_target(
     on_step_event: Callable[..., None] | None = None,
 ) -> Target:
     """The target the settings ask for, with its session ready to build and run the graph."""
-    if settings.target == "cloud":
-        from local_mlops.targets.cloud import cloud_target
-
-        return cloud_target(settings)
-    from local_mlops.targets.local import local_target
-
-    return local_target(settings, s3_endpoint, cache_enabled, on_step_event)
+    target: Target = _module(settings).open_target(
+        settings, s3_endpoint, cache_enabled, on_step_event
+    )
+    return target
 
 
 def definition_session(settings: Settings) -> Target:
     """A target good for building and printing the definition only (no Docker, no AWS calls)."""
-    import boto3
-    from sagemaker.workflow.pipeline_context import LocalPipelineSession
-
-    from local_mlops.targets import cloud
-    from local_mlops.targets.telemetry import TelemetryOptOut
-
-    class DefinitionLocalSession(TelemetryOptOut, LocalPipelineSession):  # type: ignore[misc]
-        """Builds local definitions without telemetry."""
-
-    boto_session = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS)
-    session: Any
-    if settings.target == "cloud":
-        session = cloud.pipeline_session(settings, boto_session)
-        types = (settings.processing_instance_type, settings.training_instance_type)
-    else:
-        session = DefinitionLocalSession(
-            boto_session=boto_session,
-            s3_endpoint_url="http://127.0.0.1:1",
-            default_bucket=settings.bucket,
-        )
-        types = (LOCAL_INSTANCE_TYPE, LOCAL_INSTANCE_TYPE)
-    # Session.default_bucket() checks the bucket over S3; a definition needs only its name.
-    session._default_bucket = settings.bucket
-    return Target(
-        settings.target,
-        session,
-        settings.image_uri,
-        settings.role_arn,
-        settings.bucket,
-        settings.region,
-        *types,
-    )
+    target: Target = _module(settings).definition_target(settings)
+    return target

@@ -2,21 +2,103 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 from local_mlops.config import Settings
-from local_mlops.devenv import dockerhost
-from local_mlops.s3 import FAKE_CREDENTIALS, s3_client
-from local_mlops.targets.base import LOCAL_INSTANCE_TYPE, Target
+from local_mlops.devenv import dockerhost, processes
+from local_mlops.pipeline import steps as pipeline_steps
+from local_mlops.s3 import s3_client
+from local_mlops.targets import reports
+from local_mlops.targets.base import (
+    FAKE_CREDENTIALS,
+    LOCAL_INSTANCE_TYPE,
+    Outcome,
+    Say,
+    StepEvent,
+    Target,
+)
 
 
-def local_target(
+class LocalTarget(Target):
+    """Local mode's ``start()`` returns when the execution is over; its records are in the bucket."""
+
+    def reconcile(self, say: Say) -> None:
+        from local_mlops.devenv import orphans
+
+        project = getattr(self.session, "project", "")
+        for line in orphans.reconcile(project, self.runs).messages():
+            say(line)
+
+    def wait(
+        self, execution: Any, step_names: list[str], say: Say, on_step_event: StepEvent | None
+    ) -> list[dict[str, Any]]:
+        steps = execution.list_steps()
+        if isinstance(steps, dict):
+            steps = steps.get("PipelineExecutionSteps", [])
+        return list(steps)
+
+    def outcome(
+        self, settings: Settings, execution: Any, arn: str, steps: list[dict[str, Any]]
+    ) -> Outcome:
+        record = self.runs.get(arn) if self.runstore is not None else {}
+        step_executions = getattr(execution, "step_execution", {})
+        evaluate = getattr(step_executions.get(pipeline_steps.EVALUATE), "properties", None) or {}
+        outputs = (evaluate.get("ProcessingOutputConfig") or {}).get("Outputs", [])
+        uri = reports.report_uri(reports.evaluation_output_uri(outputs))
+        return Outcome(
+            steps=record.get("Steps", steps),
+            failure_reason=record.get("FailureReason", ""),
+            metrics=reports.evaluation_metrics(self.session.s3_client, uri),
+            model_package=reports.registered_by(self.models, settings.model_package_group, arn),
+            tuning=_tuning(
+                getattr(step_executions.get(pipeline_steps.TUNE), "properties", None) or {}
+            ),
+            evaluation_uri=uri,
+        )
+
+    @contextmanager
+    def job_session(self) -> Iterator[Any]:
+        from sagemaker.local.local_session import LocalSession
+
+        from local_mlops.targets.localmode.runs import _run_config, _run_root, cleanup_run
+        from local_mlops.targets.telemetry import TelemetryOptOut
+
+        class LocalJobSession(TelemetryOptOut, LocalSession):  # type: ignore[misc]
+            """Local mode for one-off jobs (monitoring), without telemetry."""
+
+        session = self.session
+        jobs = LocalJobSession(
+            boto_session=session.boto_session,
+            s3_endpoint_url=self.s3_endpoint,
+            default_bucket=self.bucket,
+        )
+        job_id = uuid4().hex[:12]
+        project = getattr(session, "project", "")
+        root = _run_root(session, job_id, project)
+        jobs.config = _run_config(session.config, root, job_id, project)
+        try:
+            yield jobs
+        finally:
+            cleanup_run(job_id, root)
+
+    def console_url(self, execution_arn: str) -> str:
+        return f"local-mlops runs describe {execution_arn.rsplit('/', 1)[-1]}"
+
+
+def _tuning(properties: dict[str, Any]) -> dict[str, Any] | None:
+    """The tuning step's trials (best first) and its best job, as DescribeHyperParameterTuningJob."""
+    if "BestTrainingJob" not in properties:
+        return None
+    return {
+        "BestTrainingJob": reports.trial(properties["BestTrainingJob"]),
+        "Trials": [reports.trial(s) for s in properties.get("TrainingJobSummaries", [])],
+    }
+
+
+def open_target(
     settings: Settings,
     s3_endpoint: str,
     cache_enabled: bool,
@@ -26,6 +108,7 @@ def local_target(
 
     from local_mlops.stores.registry import LocalModelRegistry
     from local_mlops.stores.runstore import RunStore
+    from local_mlops.targets.localmode.cores import CoreBudget
     from local_mlops.targets.localmode.session import ExtendedLocalPipelineSession
 
     # Every local job runs through Docker Compose, which SDK v2 may not recognise (dockerhost.py).
@@ -33,7 +116,8 @@ def local_target(
     boto_session = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS)
     client = s3_client(settings, s3_endpoint)
     registry = LocalModelRegistry(client, settings.bucket, settings.region)
-    runstore = RunStore(client, settings.bucket)
+    runstore = RunStore(client, settings.bucket, pending_dir=settings.state_path / "pending-runs")
+    runstore.flush_pending()
     session = ExtendedLocalPipelineSession(
         boto_session=boto_session,
         s3_endpoint_url=s3_endpoint,
@@ -42,38 +126,18 @@ def local_target(
         runstore=runstore,
         cache_enabled=cache_enabled,
         on_step_event=on_step_event,
+        core_budget=CoreBudget(settings.state_path / "cores", settings.local_cores or None),
+        project=processes.project_of(settings),
     )
     # Local mode refuses to mount from /root, ~/.config and other sensitive paths, so job
     # folders live under the system temp dir.
-    container_root = Path(tempfile.gettempdir()) / f"local-mlops-{os.getuid()}"
-    container_root.mkdir(parents=True, exist_ok=True)
+    container_root = processes.work_root()
     session.config = {"local": {"local_code": True, "container_root": str(container_root)}}
-
-    @contextmanager
-    def job_session() -> Iterator[Any]:
-        from sagemaker.local.local_session import LocalSession
-
-        from local_mlops.targets.localmode.runs import _run_config, _run_root, cleanup_run
-        from local_mlops.targets.telemetry import TelemetryOptOut
-
-        class LocalJobSession(TelemetryOptOut, LocalSession):  # type: ignore[misc]
-            """Local mode for one-off jobs (monitoring), without telemetry."""
-
-        jobs = LocalJobSession(
-            boto_session=boto_session, s3_endpoint_url=s3_endpoint, default_bucket=settings.bucket
-        )
-        job_id = uuid4().hex[:12]
-        root = _run_root(session, job_id)
-        jobs.config = _run_config(session.config, root, job_id)
-        try:
-            yield jobs
-        finally:
-            cleanup_run(job_id, root)
-
-    return Target(
+    return LocalTarget(
         name="local",
         session=session,
         image_uri=settings.image_uri,
+        serving_image_uri=settings.serving_image_uri,
         role_arn=settings.role_arn,
         bucket=settings.bucket,
         region=settings.region,
@@ -82,5 +146,34 @@ def local_target(
         s3_endpoint=s3_endpoint,
         registry=registry,
         runstore=runstore,
-        job_session_factory=job_session,
+    )
+
+
+def definition_target(settings: Settings) -> Target:
+    """A local target good for building the definition only (no Docker, no S3 calls)."""
+    import boto3
+    from sagemaker.workflow.pipeline_context import LocalPipelineSession
+
+    from local_mlops.targets.telemetry import TelemetryOptOut
+
+    class DefinitionLocalSession(TelemetryOptOut, LocalPipelineSession):  # type: ignore[misc]
+        """Builds local definitions without telemetry."""
+
+    session = DefinitionLocalSession(
+        boto_session=boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS),
+        s3_endpoint_url="http://127.0.0.1:1",
+        default_bucket=settings.bucket,
+    )
+    # Session.default_bucket() checks the bucket over S3; a definition needs only its name.
+    session._default_bucket = settings.bucket
+    return LocalTarget(
+        "local",
+        session,
+        settings.image_uri,
+        settings.role_arn,
+        settings.bucket,
+        settings.region,
+        LOCAL_INSTANCE_TYPE,
+        LOCAL_INSTANCE_TYPE,
+        serving_image_uri=settings.serving_image_uri,
     )

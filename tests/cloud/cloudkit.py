@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from local_mlops import __version__
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's account
 ROLE_NAME = "LocalMlopsExecutionRole"
 BUCKET = "local-mlops-cloud-test"
 ECR_REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/local-mlops-runtime"
+SERVING_REPOSITORY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/local-mlops-serving"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+PIPELINE = "local-mlops-pipeline"
+IMAGE_URI = f"{ECR_REPOSITORY}:{__version__}"
+SERVING_URI = f"{SERVING_REPOSITORY}:{__version__}"
 
 
 @dataclass
@@ -85,3 +92,31 @@ class FakeEngine:
         if self.login_error:
             raise APIError("500 Server Error", explanation=self.login_error)
         return {"Status": "Login Succeeded"}
+
+
+def image_already_in_ecr(aws: Any, engine: FakeEngine) -> str:
+    """ECR holds the tag of both images, and the local images record those digests (as after
+    an earlier push)."""
+    ecr = aws.client("ecr")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {},
+        "layers": [],
+    }
+    digest = ""
+    engine.repo_digests = []
+    for repository in (ECR_REPOSITORY, SERVING_REPOSITORY):
+        name = repository.split("/", 1)[1]
+        ecr.create_repository(repositoryName=name)
+        pushed = ecr.put_image(
+            repositoryName=name, imageManifest=json.dumps(manifest), imageTag=__version__
+        )
+        digest = str(pushed["image"]["imageId"]["imageDigest"])
+        engine.repo_digests.append(f"{repository}@{digest}")
+    return digest
+
+
+def flat(text: str) -> str:
+    """CLI output with rich's line wrapping undone."""
+    return " ".join(text.split())

@@ -109,6 +109,6 @@ def network_log(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> NetworkLog:
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     """The Docker engine as the code sees it through ``dockerhost.docker_client``."""
-    fake = FakeEngine(local_images={"local-mlops-runtime:0.1.0"})
+    fake = FakeEngine(local_images={"local-mlops-runtime:0.1.0", "local-mlops-serving:0.1.0"})
     monkeypatch.setattr(dockerhost, "docker_client", lambda: fake)
     return fake

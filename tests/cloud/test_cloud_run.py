@@ -10,40 +10,14 @@ import json
 from typing import Any
 
 import boto3
-from cloudkit import ECR_REPOSITORY, FakeEngine, NetworkLog
+from cloudkit import IMAGE_URI, PIPELINE, SERVING_URI, FakeEngine, NetworkLog
+from cloudkit import flat as _flat
+from cloudkit import image_already_in_ecr as _image_already_in_ecr
 from typer.testing import CliRunner
 
-from local_mlops import __version__
 from local_mlops.cli.app import app
 
 runner = CliRunner()
-PIPELINE = "local-mlops-pipeline"
-IMAGE_URI = f"{ECR_REPOSITORY}:{__version__}"
-
-
-def _image_already_in_ecr(aws: boto3.Session, engine: FakeEngine) -> str:
-    """ECR holds the tag, and the local image records that digest (as after an earlier push)."""
-    ecr = aws.client("ecr")
-    ecr.create_repository(repositoryName="local-mlops-runtime")
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {},
-        "layers": [],
-    }
-    pushed = ecr.put_image(
-        repositoryName="local-mlops-runtime",
-        imageManifest=json.dumps(manifest),
-        imageTag=__version__,
-    )
-    digest = str(pushed["image"]["imageId"]["imageDigest"])
-    engine.repo_digests = [f"{ECR_REPOSITORY}@{digest}"]
-    return digest
-
-
-def _flat(text: str) -> str:
-    """CLI output with rich's line wrapping undone."""
-    return " ".join(text.split())
 
 
 def _images(definition: dict[str, Any]) -> set[str]:
@@ -98,13 +72,14 @@ def test_run_cloud_upserts_starts_and_follows(
     shown = runner.invoke(app, ["pipeline", "show", "--cloud"])
     assert shown.exit_code == 0, shown.output
     assert _shape(stored) == _shape(json.loads(shown.stdout))
-    assert _images(stored) == {IMAGE_URI}
+    assert _images(stored) == {IMAGE_URI, SERVING_URI}  # jobs; registered model and CreateModel
     assert sagemaker.describe_pipeline(PipelineName=PIPELINE)["RoleArn"].endswith(
         "role/LocalMlopsExecutionRole"
     )
 
-    # The image was already in ECR with this digest: no login, no push.
+    # The images were already in ECR with these digests: no login, no push.
     assert f"{IMAGE_URI} is already in ECR" in _flat(result.stderr)
+    assert f"{SERVING_URI} is already in ECR" in _flat(result.stderr)
     assert engine.logins == [] and engine.pushes == []
 
     # Every AWS call went to the emulator; nothing (telemetry included) tried to leave.

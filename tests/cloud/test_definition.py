@@ -1,4 +1,4 @@
-"""The cloud definition runs every job in the ECR image when a repository is configured."""
+"""The cloud definition runs every job and model in the ECR images when repositories are set."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from local_mlops.config import load_settings
 from local_mlops.pipeline import graph
 
 ECR = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/classifier"
+SERVING_ECR = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/classifier-serving"
 
 
 def _images(node: Any) -> list[str]:
@@ -26,9 +27,11 @@ def _images(node: Any) -> list[str]:
 
 
 def test_cloud_definition_uses_the_ecr_image() -> None:
-    settings = load_settings({"target": "cloud", "image_repository": ECR})
+    settings = load_settings(
+        {"target": "cloud", "image_repository": ECR, "serving_image_repository": SERVING_ECR}
+    )
     pipeline = graph.build_pipeline(settings, targets.definition_session(settings))
     images = _images(json.loads(pipeline.definition()))
     # validate, preprocess, evaluate, train, and the model in register + create
     assert len(images) >= 6
-    assert set(images) == {f"{ECR}:{__version__}"}
+    assert set(images) == {f"{ECR}:{__version__}", f"{SERVING_ECR}:{__version__}"}

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from local_mlops.config import load_settings
-from local_mlops.pipeline import runner
-from local_mlops.targets import Target
+from local_mlops.targets import cloud
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/p/execution/abc123"
 
@@ -44,23 +43,20 @@ def test_follow_polls_until_the_end_and_reports_each_change(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sleeps: list[float] = []
-    monkeypatch.setattr(runner.time, "sleep", sleeps.append)
+    monkeypatch.setattr(cloud.time, "sleep", sleeps.append)
     events: list[tuple[str, str]] = []
     said: list[str] = []
-    target = Target(
-        "cloud", None, "img", "role", "bucket", "us-east-1", "ml.m5.large", "ml.m5.large"
-    )
+    target = cloud.definition_target(load_settings({"target": "cloud"}))
     execution = AdvancingExecution()
 
-    steps = runner._follow(
-        target,
+    steps = target.wait(
         execution,
         ["Train", "Evaluate"],
         said.append,
         lambda _, n, s, __: events.append((n, s)),
     )
 
-    assert sleeps == [runner.POLL_SECONDS, runner.POLL_SECONDS]
+    assert sleeps == [cloud.POLL_SECONDS, cloud.POLL_SECONDS]
     assert events == [
         ("Train", "Executing"),
         ("Evaluate", "Executing"),
@@ -69,6 +65,3 @@ def test_follow_polls_until_the_end_and_reports_each_change(
     ]
     assert {s["StepStatus"] for s in steps} == {"Succeeded"}
     assert "executions/abc123" in said[0]
-
-    result = runner._result(load_settings({"target": "cloud"}), target, execution, 0.0, steps)
-    assert (result.status, result.execution_arn, result.succeeded) == ("Succeeded", ARN, True)

@@ -1,4 +1,4 @@
-"""Integration fixtures: the runtime image (built once per session) and an S3 emulator."""
+"""Integration fixtures: the runtime and serving images (built once per session), an S3 emulator."""
 
 from __future__ import annotations
 
@@ -27,6 +27,13 @@ def session_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def runtime_image(session_settings: Settings) -> str:
     """Build (or reuse from the layer cache) the runtime image."""
     result = image.build(session_settings, image.runtime_spec(session_settings), print)
+    return result.tag
+
+
+@pytest.fixture(scope="session")
+def serving_image(session_settings: Settings) -> str:
+    """Build (or reuse from the layer cache) the lean serving image."""
+    result = image.build(session_settings, image.serving_spec(session_settings), print)
     return result.tag
 
 

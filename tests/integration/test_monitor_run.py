@@ -66,7 +66,7 @@ def stage_model_and_baseline(tmp: Path, s3: object, bucket: str) -> dict:
 def capture(s3: object, bucket: str, endpoint: str, batch: np.ndarray) -> None:
     when = datetime.now(UTC) - timedelta(minutes=5)
     lines = [json.dumps(capture_record(png_bytes(image), ANSWER, when)) for image in batch]
-    key = f"datacapture/{endpoint}/AllTraffic/{capture_key(when)}"
+    key = capture_key(endpoint, when)
     s3.put_object(Bucket=bucket, Key=key, Body=("\n".join(lines) + "\n").encode())
 
 

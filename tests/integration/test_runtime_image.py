@@ -76,6 +76,9 @@ def test_train_on_a_tiny_channel_writes_the_model(runtime_image: str, tmp_path: 
     meta = json.loads((base / "model" / "model.json").read_text())
     assert meta["classes"] == ["c0", "c1", "c2"]
     assert (base / "model" / "model.pt").stat().st_size > 1000
+    # /opt/ml was mounted owned by root, as SageMaker mounts it: the job still ran as the
+    # image's unprivileged user (uid 1000), which wrote the model.
+    assert {(base / "model" / name).stat().st_uid for name in ("model.pt", "model.json")} == {1000}
 
 
 def test_bad_hyperparameter_fails_with_the_reason_in_output_failure(

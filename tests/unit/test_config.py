@@ -84,3 +84,34 @@ def test_ecr_repository_changes_the_image_uri(tmp_path: Path) -> None:
         {"image_repository": repo}, config_file=write_config(tmp_path, ""), environ={}
     )
     assert settings.image_uri == f"{repo}:0.1.0"
+
+
+def test_auto_approve_is_on_for_local_and_off_for_cloud_unless_set(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    assert load_settings(config_file=path, environ={}).auto_approve is True
+    cloud = load_settings({"target": "cloud"}, config_file=path, environ={})
+    assert cloud.auto_approve is False
+    assert "off for cloud" in cloud.source_of("auto_approve")
+    forced = load_settings(
+        {"target": "cloud"}, config_file=path, environ={"LOCAL_MLOPS_AUTO_APPROVE": "true"}
+    )
+    assert forced.auto_approve is True
+
+
+def test_the_endpoint_image_is_one_setting(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    assert (
+        load_settings(config_file=path, environ={}).endpoint_image_uri
+        == "local-mlops-serving:0.1.0"
+    )
+    runtime = load_settings(
+        {"endpoint_image": "local-mlops-runtime:0.1.0"}, config_file=path, environ={}
+    )
+    assert runtime.endpoint_image_uri == "local-mlops-runtime:0.1.0"
+
+
+def test_an_unknown_traffic_shifting_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(LocalMlopsError, match="deployment_traffic"):
+        load_settings(
+            {"deployment_traffic": "sideways"}, config_file=write_config(tmp_path, ""), environ={}
+        )

@@ -115,3 +115,21 @@ def test_every_parameter_and_setting_is_documented() -> None:
         if f"`{name}`" not in doc
     ]
     assert missing == []
+
+
+def test_jobs_run_the_runtime_image_and_models_the_serving_image() -> None:
+    settings = load_settings({"target": "local"}, config_file=EMPTY, environ={})
+    steps = definition("local")["Steps"]
+    check = steps[-1]["Arguments"]
+    jobs = [s for s in steps if s["Type"] in ("Processing", "Training")]
+    assert {json.dumps(s["Arguments"]).count(settings.image_uri) > 0 for s in jobs} == {True}
+    models = {s["Type"]: json.dumps(s["Arguments"]) for s in check["IfSteps"]}
+    assert set(models) == {"RegisterModel", "Model"}
+    for arguments in models.values():
+        assert settings.serving_image_uri in arguments and settings.image_uri not in arguments
+
+
+def test_registered_content_types_are_the_ones_the_server_reads() -> None:
+    from mlops_container.serving import decoding
+
+    assert list(decoding.CONTENT_TYPES) == graph.CONTENT_TYPES

@@ -111,3 +111,35 @@ def test_the_orchestration_package_has_no_import_cycle() -> None:
 
 def test_the_cycle_finder_sees_a_deferred_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# Reading which target is configured, or comparing a target's name: only the targets package
+# (and config.py, which defines the setting) may do it; everything else asks the Target.
+TARGET_BRANCH = re.compile(
+    r"\bis_local\b|\bsettings\.target\b|\.target\s*(?:==|!=|\bin\b|\bnot in\b)"
+    r"|\btarget\.name\s*(?:==|!=|\bin\b)|[=!]=\s*[\"'](?:local|cloud)[\"']"
+)
+
+
+def test_only_the_targets_package_branches_on_the_target() -> None:
+    package = ROOT / "local_mlops"
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in package.rglob("*.py")
+        if path.name != "config.py" and (package / "targets") not in path.parents
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if TARGET_BRANCH.search(line)
+    ]
+    assert offenders == []
+
+
+def test_the_target_branch_finder_sees_each_form() -> None:
+    for line in (
+        "if target.is_local:",
+        'if settings.target == "cloud":',
+        "kind = settings.target",
+        'if target.name != "local":',
+        'return x if name == "cloud" else y',
+    ):
+        assert TARGET_BRANCH.search(line), line
+    assert not TARGET_BRANCH.search('settings_from(ctx, target="local" if local else "cloud")')

@@ -25,8 +25,10 @@ from sagemaker.workflow.execution_variables import ExecutionVariable
 from sagemaker.workflow.functions import Join
 from sagemaker.workflow.steps import Step, StepTypeEnum
 
-from local_mlops.targets.localmode.cache import cache_key, step_cache_config
+from local_mlops.devenv.processes import Owner, stop_requested
+from local_mlops.targets.localmode.cache import Lookup, cache_key, step_cache_config
 from local_mlops.targets.localmode.executors import ExtendedStepExecutorFactory
+from local_mlops.targets.localmode.identity import ContentIdentity
 from local_mlops.targets.localmode.retry import (
     Failure,
     classify_failure,
@@ -66,8 +68,10 @@ class ExtendedExecutionStep(_LocalPipelineExecutionStep):
         self.attempts = 0
         self.log_tail: list[str] = []
         self.cache_hit: dict | None = None
+        self.cache_decision: dict | None = None  # {"Hit", "Reason", "SourceExecutionId"}
         self.failure_type: str | None = None
         self.last_failure: Failure | None = None
+        self.waiting = ""  # "waiting for cores (run X holds them)" while its job queues
 
     def _construct_register_model_metadata(self) -> dict:
         return {"RegisterModel": {"Arn": self.properties["ModelPackageArn"]}}
@@ -111,6 +115,8 @@ class ExtendedExecutionStep(_LocalPipelineExecutionStep):
             "LogTail": list(self.log_tail),
             "Metadata": metadata,
             "CacheHitResult": self.cache_hit,
+            "Waiting": self.waiting or None,
+            "Cache": self.cache_decision,
         }
 
 
@@ -123,6 +129,7 @@ class ExtendedPipelineExecution(_LocalPipelineExecution):
         self.execution_arn = session.arn(
             "pipeline", f"{self.pipeline.name}/execution/{self.pipeline_execution_name}"
         )
+        self.owner = Owner.current()
         self._runstore = getattr(session, "runstore", None)
         self._on_event: StepEventCallback | None = getattr(session, "on_step_event", None)
         self._save()
@@ -152,6 +159,7 @@ class ExtendedPipelineExecution(_LocalPipelineExecution):
             "Parameters": dict(getattr(self, "pipeline_parameters", {}) or {}),
             "Status": self.status,
             "FailureReason": self.failure_reason,
+            "Owner": self.owner.as_record(),
             "StartTime": _iso(self.creation_time),
             "EndTime": _iso(self.last_modified_time) if self.status != "Executing" else None,
             "Steps": [s.to_record() for s in self.step_execution.values() if s.status is not None],
@@ -163,7 +171,10 @@ class ExtendedPipelineExecution(_LocalPipelineExecution):
         try:
             self._runstore.save(self.to_record())
         except Exception as exc:  # noqa: BLE001 - a lost progress write must not fail the run
-            logger.warning("could not save execution %s: %s", self.pipeline_execution_name, exc)
+            # Kept locally (the bucket is gone, the watchdog reports it): no need to shout.
+            kept = getattr(self._runstore, "pending_dir", None) is not None
+            log = logger.info if kept else logger.warning
+            log("could not save execution %s: %s", self.pipeline_execution_name, exc)
 
     def _publish(self, step_name: str, status: str) -> None:
         self._save()
@@ -200,6 +211,11 @@ class ExtendedPipelineExecution(_LocalPipelineExecution):
             "SourcePipelineExecutionArn": entry["source_execution_arn"]
         }
 
+    def mark_step_waiting(self, step_name: str, message: str) -> None:
+        """The step's job queues for cores (``message`` says for whom); "" once it runs."""
+        self.step_execution[step_name].waiting = message
+        self._publish(step_name, "Waiting" if message else "Executing")
+
     def mark_step_retrying(self, step_name: str, delay: float) -> None:
         self._publish(step_name, "Retrying")
         logger.info("retrying step %s in %.1f s", step_name, delay)
@@ -212,6 +228,35 @@ class ExtendedPipelineExecution(_LocalPipelineExecution):
         super().update_execution_failure(step_name, failure_message)
         self._save()
 
+    def fail_everything(self, reason: str) -> None:
+        """The run and any step still executing end Failed with ``reason`` (the emulator died)."""
+        now = dt.datetime.now().timestamp()
+        for step in self.step_execution.values():
+            if step.status in ("Executing", "Starting"):
+                step.status, step.failure_reason, step.end_time = "Failed", reason, now
+        self.status = "Failed"
+        self.failure_reason = reason
+        self.last_modified_time = now
+        self._save()
+
+    def mark_stopped(self, reason: str) -> None:
+        """SageMaker's Stopped: the execution and its unfinished steps, with the reason."""
+        now = dt.datetime.now().timestamp()
+        stopped = []
+        for record in self.step_execution.values():
+            if record.status in ("Starting", "Executing"):
+                record.status = "Stopped"
+                record.failure_reason = reason
+                record.end_time = now
+                stopped.append(record.name)
+        self.status = "Stopped"
+        self.failure_reason = reason
+        self.last_modified_time = now
+        self._save()
+        for name in stopped:
+            if self._on_event is not None:
+                self._on_event(self.pipeline_execution_name, name, "Stopped", {})
+
 
 class ExtendedPipelineExecutor(LocalPipelineExecutor):
     """The SDK's executor with caching, retries and the extended step factory."""
@@ -219,34 +264,55 @@ class ExtendedPipelineExecutor(LocalPipelineExecutor):
     def __init__(self, execution: ExtendedPipelineExecution, sagemaker_session: Any) -> None:
         super().__init__(execution, sagemaker_session)
         self._step_executor_factory = ExtendedStepExecutorFactory(self)
+        self._identity = ContentIdentity(sagemaker_session.s3_client)
 
     def _execute_step(self, step: Any) -> None:
         execution: ExtendedPipelineExecution = self.execution
         record: ExtendedExecutionStep = execution.step_execution[step.name]
         record.attempts = 1
         execution.mark_step_executing(step.name)
-        cache = self._cache_for(step)
-        key = None
+        cache, decision = self._cache_for(step)
+        pipeline_name, step_type = execution.pipeline.name, step.step_type.value
         if cache is not None:
-            key = self._cache_key(step)
+            arguments = self._arguments_for_key(step.arguments, step.name)
+            content = self._identity.of(self.evaluate_step_arguments(step))
+            request_key = cache_key(pipeline_name, step.name, step_type, arguments)
+            key = cache_key(pipeline_name, step.name, step_type, arguments, content)
             _, expire_after = step_cache_config(step)
-            entry = cache.lookup(
-                self.execution.pipeline.name, step.name, step.step_type.value, key, expire_after
-            )
-            if entry is not None:
-                execution.mark_step_cached(step.name, entry)
-                execution.update_step_properties(step.name, entry["properties"])
-                return
-        properties = self._run_with_retries(step, record)
-        execution.update_step_properties(step.name, properties)
-        if cache is not None and key is not None:
-            cache.store(
-                self.execution.pipeline.name,
+            decision = cache.lookup(
+                pipeline_name,
                 step.name,
-                step.step_type.value,
+                step_type,
+                key,
+                expire_after,
+                request_key=request_key,
+                content=content,
+                arguments=arguments,
+            )
+        if decision is not None:
+            record.cache_decision = decision.as_record()
+        if decision is not None and decision.entry is not None:
+            execution.mark_step_cached(step.name, decision.entry)
+            execution.update_step_properties(step.name, decision.entry["properties"])
+            return
+        client = self.sagemaker_session.sagemaker_client
+        client.on_wait = lambda message: execution.mark_step_waiting(step.name, message)
+        try:
+            properties = self._run_with_retries(step, record)
+        finally:
+            client.on_wait = None
+        execution.update_step_properties(step.name, properties)
+        if cache is not None:
+            cache.store(
+                pipeline_name,
+                step.name,
+                step_type,
                 key,
                 record.properties,
                 execution.execution_arn,
+                request_key=request_key,
+                content=content,
+                arguments=arguments,
             )
 
     def _run_with_retries(self, step: Any, record: ExtendedExecutionStep) -> dict:
@@ -257,28 +323,31 @@ class ExtendedPipelineExecutor(LocalPipelineExecutor):
             try:
                 return self._step_executor_factory.get(step).execute()
             except StepExecutionException as exc:
+                if getattr(self.sagemaker_session, "emulator_lost", False):
+                    raise  # nothing succeeds without the bucket: no retry
                 failure = getattr(record, "last_failure", None) or Failure(
                     exc.message or "", container_started=True
                 )
                 record.failure_type = classify_failure(failure)
                 delay = next_retry_delay(rules, record.failure_type, record.attempts, first_started)
-                if delay is None:
+                if delay is None or stop_requested():
                     raise
                 self.execution.mark_step_retrying(step.name, delay)
                 time.sleep(delay)
                 record.attempts += 1
                 self.execution.mark_step_executing(step.name)
 
-    def _cache_for(self, step: Any) -> Any:
+    def _cache_for(self, step: Any) -> tuple[Any, Lookup | None]:
+        """The step cache to use (None: do not cache) and, when not, why not."""
         session = self.sagemaker_session
-        if not session.cache_enabled or step.step_type not in CACHEABLE_STEP_TYPES:
-            return None
+        if step.step_type not in CACHEABLE_STEP_TYPES:
+            return None, None
+        if not session.cache_enabled:
+            return None, Lookup(None, "caching disabled (--no-cache)")
         enabled, _ = step_cache_config(step)
-        return session.step_cache if enabled else None
-
-    def _cache_key(self, step: Any) -> str:
-        arguments = self._arguments_for_key(step.arguments, step.name)
-        return cache_key(self.execution.pipeline.name, step.name, step.step_type.value, arguments)
+        if not enabled:
+            return None, Lookup(None, "caching not enabled for this step (CacheConfig)")
+        return session.step_cache, None
 
     def _arguments_for_key(self, obj: Any, step_name: str) -> Any:
         """Resolved arguments, except execution variables, which stay symbolic.

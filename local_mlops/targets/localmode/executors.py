@@ -137,7 +137,7 @@ class TuningStepExecutor(_StepExecutor):
             min(
                 int(limits.get("MaxParallelTrainingJobs", 1)),
                 session.max_parallel_trials,
-                os.cpu_count() or 1,
+                session.core_budget.total if session.core_budget else os.cpu_count() or 1,
             ),
         )
         ranges = hp.parse_ranges(config.get("ParameterRanges", {}))
@@ -193,7 +193,9 @@ class TuningStepExecutor(_StepExecutor):
                 summaries.append(summary)
             return summary
 
-        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="trial") as pool:
+        client.parallel_jobs = parallel  # each trial holds its share of the core budget
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="trial")
+        try:
             running: set[Future] = set()
             submitted = 0
             exhausted = False
@@ -211,6 +213,14 @@ class TuningStepExecutor(_StepExecutor):
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     future.result()  # surface programming errors, not trial failures
+        except BaseException:
+            # Stopping (Ctrl-C): do not wait for the running trials; removing the run's
+            # containers ends them.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            client.parallel_jobs = 1
+        pool.shutdown(wait=True)
 
         scored = [s for s in summaries if "FinalHyperParameterTuningJobObjectiveMetric" in s]
         if not scored:

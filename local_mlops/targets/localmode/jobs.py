@@ -6,13 +6,18 @@ stream: its container's exit code (to tell a kill from a script error), its log 
 objective and the step's log tail) — per job, even with trials running in parallel threads.
 Compose labels every container with ``com.docker.compose.project.working_dir`` (the job's temp
 folder), so after the job we find its container by that label and ask Docker directly.
+
+Each job holds its cores of the machine's core budget (``cores.py``) while it runs, so jobs of
+concurrent runs queue instead of oversubscribing the CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sagemaker.local.entities import _LocalProcessingJob, _LocalTrainingJob
@@ -21,7 +26,7 @@ from sagemaker.local.local_session import LocalSagemakerClient
 
 from local_mlops.targets.localmode.outcomes import JobFailedError, JobOutcome
 from local_mlops.targets.localmode.retry import Failure
-from local_mlops.targets.localmode.runs import ExtendedLocalPipeline
+from local_mlops.targets.localmode.runs import EXECUTION_LABEL, ExtendedLocalPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +77,20 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
         self._local = threading.local()
         self.outcomes: dict[str, JobOutcome] = {}
         self._outcomes_lock = threading.Lock()
+        # Set by the step machinery: how many jobs run side by side (tuning trials) and who to
+        # tell that a job waits for cores ("" once it has them).
+        self.parallel_jobs = 1
+        self.on_wait: Callable[[str], None] | None = None
+
+    def _cores(self, job_name: str) -> contextlib.AbstractContextManager[None]:
+        """Hold this job's share of the core budget while it runs (nothing without a budget)."""
+        budget = getattr(self.sagemaker_session, "core_budget", None)
+        if budget is None:
+            return contextlib.nullcontext()
+        local = (getattr(self.sagemaker_session, "config", None) or {}).get("local") or {}
+        labels = (local.get("container_config") or {}).get("labels") or {}
+        holder = {"execution": labels.get(EXECUTION_LABEL, ""), "job": job_name}
+        return budget.hold(budget.cores_for(self.parallel_jobs), holder, self.on_wait)  # type: ignore[no-any-return]
 
     # per-thread "what did the last job do", read by the step machinery after a step attempt
     def take_last_outcome(self) -> JobOutcome | None:
@@ -126,13 +145,14 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
         training_job = _LocalTrainingJob(container)
         outcome = JobOutcome(TrainingJobName, None)
         try:
-            training_job.start(
-                InputDataConfig or [],
-                OutputDataConfig,
-                kwargs.get("HyperParameters", {}),
-                Environment or {},
-                TrainingJobName,
-            )
+            with self._cores(TrainingJobName):
+                training_job.start(
+                    InputDataConfig or [],
+                    OutputDataConfig,
+                    kwargs.get("HyperParameters", {}),
+                    Environment or {},
+                    TrainingJobName,
+                )
         except Exception as error:  # the SDK raises bare RuntimeError/ValueError: classify all
             outcome.container_root = getattr(container, "container_root", None)
             self._finish(outcome, error)
@@ -162,12 +182,13 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
         processing_job = _LocalProcessingJob(container)
         outcome = JobOutcome(ProcessingJobName, None)
         try:
-            processing_job.start(
-                ProcessingInputs or [],
-                ProcessingOutputConfig or {},
-                Environment or {},
-                ProcessingJobName,
-            )
+            with self._cores(ProcessingJobName):
+                processing_job.start(
+                    ProcessingInputs or [],
+                    ProcessingOutputConfig or {},
+                    Environment or {},
+                    ProcessingJobName,
+                )
         except Exception as error:  # noqa: BLE001 - classified and re-raised
             outcome.container_root = getattr(container, "container_root", None)
             self._finish(outcome, error)

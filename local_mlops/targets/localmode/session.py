@@ -40,6 +40,7 @@ from sagemaker.workflow.pipeline_context import LocalPipelineSession
 from local_mlops.stores.registry import LocalModelRegistry
 from local_mlops.stores.runstore import RunStore
 from local_mlops.targets.localmode.cache import StepCache
+from local_mlops.targets.localmode.cores import CoreBudget
 from local_mlops.targets.localmode.jobs import ExtendedLocalSagemakerClient
 from local_mlops.targets.telemetry import TelemetryOptOut
 
@@ -51,7 +52,9 @@ class ExtendedLocalPipelineSession(TelemetryOptOut, LocalPipelineSession):
     retries, a persistent run record and step events.
 
     ``on_step_event(execution_id, step_name, status, record)`` is called when a step starts
-    (``Executing``), finishes (``Succeeded``/``Failed``) or is about to be retried (``Retrying``).
+    (``Executing``), waits for cores (``Waiting``, ``record["Waiting"]`` says for whom), finishes
+    (``Succeeded``/``Failed``) or is about to be retried (``Retrying``). With ``core_budget``, its
+    jobs share the machine's cores with every other run's (``cores.py``).
     """
 
     def __init__(
@@ -64,13 +67,18 @@ class ExtendedLocalPipelineSession(TelemetryOptOut, LocalPipelineSession):
         cache_enabled: bool = True,
         max_parallel_trials: int = 2,
         on_step_event: Any = None,
+        core_budget: CoreBudget | None = None,
         account_id: str = "000000000000",
         disable_local_code: bool = False,
         default_bucket_prefix: str | None = None,
+        project: str = "",
     ) -> None:
+        # The value of the project label on every container the session starts (the state dir).
+        self.project = project
         self.cache_enabled = cache_enabled
         self.max_parallel_trials = max(1, max_parallel_trials)
         self.on_step_event = on_step_event
+        self.core_budget = core_budget
         self.local_account_id = account_id
         # LocalPipelineSession.__init__ only forwards these; call LocalSession's directly.
         LocalSession.__init__(

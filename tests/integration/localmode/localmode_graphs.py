@@ -31,8 +31,15 @@ RETRY_KILLED = SageMakerJobStepRetryPolicy(
 )
 
 
-def estimator(session: Any, image: str, bucket: str, **hyperparameters: Any) -> Estimator:
+def estimator(
+    session: Any,
+    image: str,
+    bucket: str,
+    entry_point: list[str] | None = None,
+    **hyperparameters: Any,
+) -> Estimator:
     return Estimator(
+        container_entry_point=entry_point,
         image_uri=image,
         role=ROLE,
         instance_count=1,
@@ -66,8 +73,14 @@ def train_evaluate_register(
     cache: bool = False,
     retry: bool = False,
     hyperparameters: dict[str, Any] | None = None,
+    train_seconds: float = 0,
 ) -> Pipeline:
-    """Train -> Evaluate -> CheckAccuracy -> (Register, CreateModel, UseArn) | AccuracyTooLow."""
+    """Train -> Evaluate -> CheckAccuracy -> (Register, CreateModel, UseArn) | AccuracyTooLow.
+
+    ``train_seconds``: Train sleeps that long first (a job that takes a while, e.g. to kill
+    something in the middle of it).
+    """
+    entry = ["sh", "-c", f"sleep {train_seconds}; exec train"] if train_seconds else None
     accuracy = ParameterFloat(name="EvalAccuracy", default_value=0.9)
     threshold = ParameterFloat(name="Threshold", default_value=0.5)
     group = ParameterString(name="ModelGroup", default_value="tiny-models")
@@ -75,7 +88,7 @@ def train_evaluate_register(
 
     train = TrainingStep(
         name="Train",
-        step_args=estimator(session, image, bucket, **(hyperparameters or {})).fit(),
+        step_args=estimator(session, image, bucket, entry, **(hyperparameters or {})).fit(),
         cache_config=cache_config,
         retry_policies=[RETRY_KILLED] if retry else None,
     )

@@ -141,6 +141,7 @@ def test_cache_hit_then_no_cache_reruns(tiny_image: str, make_session: Any, buck
     uncached = make_session(cache_enabled=False)
     third = _run(graphs.train_evaluate_register(uncached, tiny_image, bucket, cache=True))
     assert "CacheHitResult" not in _steps(third)["Train"]
+    assert third.step_execution["Train"].cache_decision["Reason"] == "caching disabled (--no-cache)"
     assert third.step_execution["Train"].properties["TrainingJobName"] != first_job
 
 

@@ -8,16 +8,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mlops_container import onnx_export
 from mlops_container.models import build_model, save_artifact
 
 CLASSES = ["c0", "c1", "c2"]
 
 
-def write_artifact(model_dir: Path, image_size: int = 8, archive: bool = False) -> Path:
-    """model.pt + model.json (or only model.tar.gz of them) for a seeded untrained model."""
+def write_artifact(
+    model_dir: Path, image_size: int = 8, archive: bool = False, onnx: bool = False
+) -> Path:
+    """model.pt + model.json (+ model.onnx), or only model.tar.gz of them, for a seeded model."""
     torch.manual_seed(0)
     model = build_model("mobilenet_v3_small", len(CLASSES), image_size, [0.5] * 3, [0.25] * 3)
+    model.eval()
     files = model_dir / "files" if archive else model_dir
+    if onnx:
+        files.mkdir(parents=True, exist_ok=True)
+        onnx_export.export(model, files / "model.onnx", image_size)
     save_artifact(
         files,
         model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# Before any test module imports onnxruntime: no telemetry from test runs either.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 CONTAINERS = Path(__file__).parents[3] / "containers"
 if str(CONTAINERS) not in sys.path:
     sys.path.insert(0, str(CONTAINERS))

@@ -6,6 +6,7 @@ import io
 import json
 import pickle
 import tarfile
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +44,12 @@ def test_digits_import_writes_ground_truth_manifest(tmp_path: Path, capsys) -> N
             "--base-uri",
             "s3://bucket/ds/digits/",
             "--per-class",
-            "3",
+            "7",
         ]
     )
     assert code == 0
     lines = manifest_lines(out)
-    assert len(lines) == 30
+    assert len(lines) == 70
     assert read_json(out / "classes.json") == [str(n) for n in range(10)]
     first = lines[0]
     assert first["source-ref"] == "s3://bucket/ds/digits/images/0/digit_0000.png"
@@ -58,7 +59,7 @@ def test_digits_import_writes_ground_truth_manifest(tmp_path: Path, capsys) -> N
     assert meta["job-name"] == "labeling-job/local-mlops-import-digits"
     assert meta["human-annotated"] == "no"
     assert (out / "images/0/digit_0000.png").is_file()
-    assert "0=3 1=3" in capsys.readouterr().out
+    assert "0=7 1=7" in capsys.readouterr().out
 
 
 def write_cifar(folder: Path, per_batch: int = 20) -> None:
@@ -102,14 +103,14 @@ def test_cifar_from_tar_gz_takes_seeded_subset(tmp_path: Path, cifar_dir: Path) 
                     "--base-uri",
                     "s3://b/c",
                     "--per-class",
-                    "4",
+                    "7",
                 ]
             )
             == 0
         )
         runs.append([line["source-ref"] for line in manifest_lines(out)])
     assert runs[0] == runs[1]
-    assert len(runs[0]) == 40
+    assert len(runs[0]) == 70
     assert read_json(tmp_path / "a" / "classes.json") == CIFAR_CLASSES
     from PIL import Image
 
@@ -131,12 +132,12 @@ def test_cifar_from_extracted_dir(tmp_path: Path, cifar_dir: Path) -> None:
                 "--base-uri",
                 "/data/c",
                 "--per-class",
-                "2",
+                "7",
             ]
         )
         == 0
     )
-    assert len(manifest_lines(out)) == 20
+    assert len(manifest_lines(out)) == 70
     assert manifest_lines(out)[0]["source-ref"].startswith("/data/c/images/airplane/")
 
 
@@ -144,6 +145,8 @@ def test_cifar_offline_names_the_data_flag(tmp_path: Path, monkeypatch, capsys) 
     # A proxy nobody listens on makes the download fail the way it does offline.
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
+    # urlopen keeps the opener (and so the proxy) it first builds: drop it after the test.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     code = importer.main(
         ["--dataset", "cifar10", "--output", str(tmp_path / "o"), "--base-uri", "s3://b/c"]
     )
@@ -156,7 +159,7 @@ def test_imagefolder_one_subfolder_per_class(tmp_path: Path) -> None:
     src = tmp_path / "folder"
     for label, name in enumerate(["cat", "dog"]):
         (src / name).mkdir(parents=True)
-        for i in range(3):
+        for i in range(7):
             pattern_image(label, i, mode="RGB").save(src / name / f"p{i}.jpg")
     out = tmp_path / "out"
     assert (
@@ -175,8 +178,8 @@ def test_imagefolder_one_subfolder_per_class(tmp_path: Path) -> None:
         == 0
     )
     lines = manifest_lines(out)
-    assert [line["label"] for line in lines] == [0, 0, 0, 1, 1, 1]
-    assert lines[3]["source-ref"] == "s3://b/pets/images/dog/p0.png"
+    assert [line["label"] for line in lines] == [0] * 7 + [1] * 7
+    assert lines[7]["source-ref"] == "s3://b/pets/images/dog/p0.png"
     assert (out / "images/dog/p0.png").is_file()
 
 
@@ -186,11 +189,12 @@ def test_unlabeled_with_labels_file_skips_unlabelled(
 ) -> None:
     src = tmp_path / "flat"
     src.mkdir()
-    for i in range(5):
+    for i in range(16):
         pattern_image(i % 2, i).save(src / f"img{i}.png")
+    labelled = [(i, "even" if i % 2 == 0 else "odd") for i in range(14)]
     if labels_format == "csv":
         labels = tmp_path / "labels.csv"
-        labels.write_text("filename,class\nimg0.png,even\nimg1.png,odd\nimg2.png,even\n")
+        labels.write_text("filename,class\n" + "".join(f"img{i}.png,{c}\n" for i, c in labelled))
     else:
         labels = tmp_path / "labels.jsonl"
         labels.write_text(
@@ -203,7 +207,7 @@ def test_unlabeled_with_labels_file_skips_unlabelled(
                     }
                 )
                 + "\n"
-                for i, c in [(0, "even"), (1, "odd"), (2, "even")]
+                for i, c in labelled
             )
         )
     out = tmp_path / "out"
@@ -225,7 +229,7 @@ def test_unlabeled_with_labels_file_skips_unlabelled(
         == 0
     )
     lines = manifest_lines(out)
-    assert len(lines) == 3
+    assert len(lines) == 14
     assert all(line["label-metadata"]["human-annotated"] == "yes" for line in lines)
     assert read_json(out / "classes.json") == ["even", "odd"]
     assert "unlabeled (not in manifest)=2" in capsys.readouterr().out

@@ -52,7 +52,7 @@ def write_capture(folder: Path, images: np.ndarray, start: datetime = T0) -> lis
         event = f"event-{start:%H%M}-{number}"
         answer = {"predictions": [{"label": "c0", "index": 0, "probabilities": {}}]}
         record = capture_record(
-            png_bytes(image), answer, start + timedelta(seconds=number), event_id=event
+            png_bytes(image), answer, start + timedelta(seconds=number), inference_id=event
         )
         lines.append(json.dumps(record))
         ids.append(event)

@@ -8,14 +8,16 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
+import onnxruntime
 import pytest
 import torch
 import torchvision
 from conftest import CONTAINERS, make_dataset, read_json
 
-from mlops_container import preprocess, train
+from mlops_container import onnx_export, preprocess, train
 from mlops_container.hyperparameters import decode, parse
 from mlops_container.models import build_model, load_model
 
@@ -83,6 +85,9 @@ def test_trains_and_writes_self_contained_artifact(base_dir: Path, prepared: Pat
         "images_per_sec",
         "train_seconds",
     }
+    history = read_json(base_dir / "output/data/history.json")
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert max(h["val_accuracy"] for h in history) == metrics["val_accuracy"]
     meta = read_json(base_dir / "model/model.json")
     assert meta["classes"] == ["c0", "c1", "c2"] and meta["image_size"] == 8
     assert meta["architecture"] == "resnet18" and meta["input"] == "RGB float 0..1 NCHW"
@@ -90,6 +95,40 @@ def test_trains_and_writes_self_contained_artifact(base_dir: Path, prepared: Pat
     model, loaded = load_model(base_dir / "model")
     assert not model.training and loaded["metrics"]["best_epoch"] == metrics["best_epoch"]
     assert model(torch.rand(2, 3, 8, 8)).shape == (2, 3)
+    # model.onnx answers like model.pt for any batch size, and the check is recorded.
+    assert meta["onnx"]["checked_images"] > 0 and meta["onnx"]["max_abs_diff"] < 1e-3
+    assert "exported model.onnx: max |torch - onnxruntime|" in out
+    session = onnxruntime.InferenceSession(str(base_dir / "model/model.onnx"))
+    for batch in (1, 5):
+        inputs = torch.rand(batch, 3, 8, 8)
+        with torch.inference_mode():
+            expected = model(inputs).numpy()
+        assert abs(session.run(None, {"input": inputs.numpy()})[0] - expected).max() < 1e-4
+
+
+def test_failed_onnx_check_fails_the_job_with_the_reason(
+    base_dir: Path, prepared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_job(base_dir, prepared, {**FAST, "epochs": "1"})
+    monkeypatch.setattr(onnx_export, "TOLERANCE", -1.0)  # no export can pass
+    assert train.main([]) == 1
+    reason = (base_dir / "output/failure").read_text()
+    assert "the ONNX model differs from PyTorch by" in reason
+    assert not (base_dir / "model/model.onnx").exists()
+
+
+def test_failed_onnx_export_fails_the_job_with_the_reason(
+    base_dir: Path, prepared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_job(base_dir, prepared, {**FAST, "epochs": "1"})
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("unsupported operator aten::magic")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    assert train.main([]) == 1
+    reason = (base_dir / "output/failure").read_text()
+    assert "exporting the model to ONNX failed: unsupported operator aten::magic" in reason
 
 
 def test_metric_definitions_cover_the_tuner_metrics() -> None:
@@ -228,6 +267,8 @@ def test_imagenet_weights_offline_names_the_fix(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached weights
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
+    # urlopen keeps the opener (and so the proxy) it first builds: drop it after the test.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     setup_job(base_dir, prepared, {**FAST, "weights": "imagenet"})
     assert train.main([]) == 2
     assert (

@@ -130,6 +130,21 @@ def test_duplicate_across_splits_fails(dataset: Path, tmp_path: Path, capsys) ->
     assert "in split 'train' and here in split 'test'" in message
 
 
+def test_a_single_class_cannot_train_a_classifier(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "ds"
+    make_dataset(root, classes=1, per_class=20)
+    report, message = failing(root, tmp_path, capsys)
+    assert rules(report["errors"]) == {"min-classes"}
+    assert "found 1 class (c0: 20 images); a classifier needs at least 2 classes" in message
+
+
+def test_the_default_minimum_is_what_the_seeded_split_needs(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "ds"
+    make_dataset(root, classes=2, per_class=6)
+    report, message = failing(root, tmp_path, capsys)
+    assert "class 'c0' has 6 examples, fewer than --min-per-class 7" in message
+
+
 def test_class_with_too_few_examples(tmp_path: Path, capsys) -> None:
     root = tmp_path / "ds"
     make_dataset(root, per_class=3)

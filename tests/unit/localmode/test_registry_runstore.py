@@ -104,3 +104,43 @@ def test_runstore_roundtrip(s3: Any, bucket: str) -> None:
     assert [r["ExecutionId"] for r in store.list()] == ["b2", "a1"]
     with pytest.raises(LocalMlopsError):
         store.get("nope")
+
+
+def test_a_record_the_bucket_cannot_take_is_kept_and_written_once_it_is_back(
+    s3: Any, bucket: str, tmp_path: Any
+) -> None:
+    import socket
+
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there
+    unreachable = boto3.Session(
+        aws_access_key_id="a", aws_secret_access_key="b", region_name="us-east-1"
+    ).client("s3", endpoint_url=dead, config=Config(retries={"max_attempts": 1}))
+    pending = tmp_path / "pending"
+    record = {"ExecutionId": "lost1", "Status": "Failed", "FailureReason": "emulator died"}
+    with pytest.raises(BotoCoreError):
+        RunStore(unreachable, bucket, pending_dir=pending).save(record)
+    assert (pending / "lost1.json").exists()
+
+    store = RunStore(s3, bucket, pending_dir=pending)
+    assert [r["Status"] for r in store.list()] == ["Failed"]
+    assert store.get("lost1")["FailureReason"] == "emulator died"
+    assert not (pending / "lost1.json").exists()
+
+
+def test_approval_changes_are_kept_in_the_history(s3: Any, bucket: str) -> None:
+    registry = LocalModelRegistry(s3, bucket, "us-east-1")
+    registry.register("g", model_data_url="s3://b/m.tar.gz", image="img")
+    registry.update_approval("g/1", "Approved", "beats the baseline")
+    doc = registry.update_approval("g/1", "Rejected", "fails on rotated digits")
+    assert doc["ModelApprovalStatus"] == "Rejected"
+    history = registry.describe("g/1")["ApprovalHistory"]
+    assert [(h["ModelApprovalStatus"], h["ApprovalDescription"]) for h in history] == [
+        ("Approved", "beats the baseline"),
+        ("Rejected", "fails on rotated digits"),
+    ]
+    assert all(h["Time"] and h["By"] for h in history)

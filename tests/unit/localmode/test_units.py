@@ -57,13 +57,26 @@ def test_grid_enumerates_combinations_and_rejects_continuous() -> None:
         hp.GridSampler(hp.parse_ranges(RANGES))
 
 
-def test_bayesian_sampler_ask_tell() -> None:
+def test_bayesian_search_homes_in_on_the_best_region_and_survives_failed_trials() -> None:
+    """What a user of --strategy Bayesian expects: trials move towards the best learning rate
+    (here 0.01, the peak of the objective), values stay in range, a failed trial is skipped."""
+
+    def objective(params: dict[str, str]) -> float:
+        return -((math.log10(float(params["lr"])) + 2) ** 2)
+
     sampler = hp.make_sampler("Bayesian", hp.parse_ranges(RANGES), seed=0, maximize=True)
-    for _ in range(4):
+    failed_token, _ = sampler.ask()  # type: ignore[misc]
+    sampler.tell(failed_token, None)
+    scores = []
+    for _ in range(16):
         token, params = sampler.ask()  # type: ignore[misc]
-        sampler.tell(token, 1 - abs(float(params["lr"]) - 0.01))
-    token, _ = sampler.ask()  # type: ignore[misc]
-    sampler.tell(token, None)  # a failed trial
+        assert 0.001 <= float(params["lr"]) <= 0.1 and params["opt"] in {"sgd", "adam"}
+        scores.append(objective(params))
+        sampler.tell(token, scores[-1])
+    assert max(scores) > -0.05  # a trial within ~0.2 decades of lr = 0.01
+    assert sum(scores[8:]) / 8 > sum(scores[:4]) / 4  # later trials do better than the first
+    study = sampler.study  # type: ignore[attr-defined]
+    assert [t.state.name for t in study.trials].count("FAIL") == 1
 
 
 def test_objective_is_last_match() -> None:

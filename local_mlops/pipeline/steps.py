@@ -1,0 +1,18 @@
+"""The graph's step names: what `runs describe`, the live step view and the docs show.
+
+A leaf module (no SDK import), so the CLI and the targets can name steps without paying for
+``import sagemaker`` (seconds of CPU) before they need the SDK itself.
+"""
+
+from __future__ import annotations
+
+VALIDATE = "ValidateData"
+PREPROCESS = "Preprocess"
+TRAIN = "Train"
+TUNE = "Tune"
+EVALUATE = "Evaluate"
+BASELINE = "Baseline"
+CHECK = "CheckAccuracy"
+REGISTER = "RegisterModel"
+CREATE_MODEL = "CreateModel"
+FAIL = "AccuracyTooLow"

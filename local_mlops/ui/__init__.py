@@ -1,0 +1,1 @@
+"""``local-mlops ui``: the local web dashboard over the same state as the CLI."""

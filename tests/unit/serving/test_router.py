@@ -1,0 +1,154 @@
+"""The router speaks SageMaker Runtime: boto3 and the SageMaker SDK's Predictor work unchanged."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from serving_fakes import FakeModel, RouterThread, one_fleet_endpoint, runtime
+
+from local_mlops.serving import state as st
+
+
+@pytest.fixture
+def model() -> FakeModel:
+    fake = FakeModel(1)
+    yield fake
+    fake.close()
+
+
+def test_boto3_invoke_endpoint_forwards_headers_and_reports_the_variant(
+    store: st.EndpointStore, router: RouterThread, model: FakeModel
+) -> None:
+    one_fleet_endpoint(store, "digits", [model])
+    router.reload()
+    reply = runtime(router.url).invoke_endpoint(
+        EndpointName="digits",
+        Body=b"\x89PNG...",
+        ContentType="image/png",
+        Accept="application/json",
+        CustomAttributes="trace=1",
+        InferenceId="req-42",
+    )
+    assert json.loads(reply["Body"].read())["predictions"][0]["size"] == 7
+    assert reply["ContentType"] == "application/json"
+    assert reply["InvokedProductionVariant"] == "AllTraffic"
+    assert reply["CustomAttributes"] == "v=1"
+    seen = model.seen[-1]
+    assert seen["content-type"] == "image/png"
+    assert seen["accept"] == "application/json"
+    assert seen["x-amzn-sagemaker-custom-attributes"] == "trace=1"
+
+
+def test_unknown_endpoint_and_variant_are_validation_errors(
+    store: st.EndpointStore, router: RouterThread, model: FakeModel
+) -> None:
+    one_fleet_endpoint(store, "digits", [model])
+    router.reload()
+    client = runtime(router.url)
+    with pytest.raises(ClientError) as missing:
+        client.invoke_endpoint(EndpointName="nope", Body=b"x", ContentType="image/png")
+    assert missing.value.response["Error"]["Code"] == "ValidationError"
+    assert "Endpoint nope of account" in missing.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as variant:
+        client.invoke_endpoint(
+            EndpointName="digits", Body=b"x", ContentType="image/png", TargetVariant="Blue"
+        )
+    assert variant.value.response["Error"]["Code"] == "ValidationError"
+    assert "Variant Blue not found" in variant.value.response["Error"]["Message"]
+
+
+def test_a_model_error_keeps_its_original_status_and_message(
+    store: st.EndpointStore, router: RouterThread, model: FakeModel
+) -> None:
+    model.status = 415
+    one_fleet_endpoint(store, "digits", [model])
+    router.reload()
+    client = runtime(router.url)
+    with pytest.raises(client.exceptions.ModelError) as error:
+        client.invoke_endpoint(EndpointName="digits", Body=b"x", ContentType="text/plain")
+    response = error.value.response
+    assert response["Error"]["Code"] == "ModelError"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert response["OriginalStatusCode"] == 415
+    assert "broken v1" in response["OriginalMessage"]
+    assert "Received client error (415)" in response["Error"]["Message"]
+
+
+def test_the_sagemaker_sdk_predictor_works_unchanged(
+    store: st.EndpointStore, router: RouterThread, model: FakeModel
+) -> None:
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.predictor import Predictor
+    from sagemaker.serializers import IdentitySerializer
+    from sagemaker.session import Session
+
+    one_fleet_endpoint(store, "digits", [model])
+    router.reload()
+    boto_session = boto3.Session(
+        region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    session = Session(
+        boto_session=boto_session,
+        sagemaker_runtime_client=runtime(router.url),
+        sagemaker_client=boto_session.client("sagemaker", endpoint_url="http://127.0.0.1:1"),
+        default_bucket="unused",
+    )
+    predictor = Predictor(
+        "digits",
+        sagemaker_session=session,
+        serializer=IdentitySerializer("image/png"),
+        deserializer=JSONDeserializer(),
+    )
+    assert predictor.predict(b"abc")["predictions"][0]["size"] == 3
+
+
+def test_plain_http_post_works_and_instances_share_the_load(
+    store: st.EndpointStore, router: RouterThread
+) -> None:
+    models = [FakeModel(1), FakeModel(1)]
+    try:
+        one_fleet_endpoint(store, "digits", models)
+        router.reload()
+        for _ in range(10):
+            request = urllib.request.Request(
+                f"{router.url}/endpoints/digits/invocations",
+                data=b"img",
+                headers={"Content-Type": "image/png"},
+            )
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                assert reply.status == 200
+        assert len(models[0].seen) == 5 and len(models[1].seen) == 5
+    finally:
+        for m in models:
+            m.close()
+
+
+def test_a_refused_instance_is_skipped_without_failing_the_request(
+    store: st.EndpointStore, router: RouterThread, model: FakeModel
+) -> None:
+    dead = FakeModel(1)
+    dead.close()  # its port now refuses connections
+    one_fleet_endpoint(store, "digits", [dead, model])
+    router.reload()
+    client = runtime(router.url)
+    for _ in range(4):
+        client.invoke_endpoint(EndpointName="digits", Body=b"x", ContentType="image/png")
+    assert len(model.seen) == 4
+
+
+def test_an_endpoint_that_is_not_in_service_refuses_with_its_status(
+    store: st.EndpointStore, router: RouterThread, model: FakeModel
+) -> None:
+    endpoint = one_fleet_endpoint(store, "digits", [model])
+    endpoint.status = st.CREATING
+    store.put(endpoint)
+    router.reload()
+    with pytest.raises(ClientError) as error:
+        runtime(router.url).invoke_endpoint(
+            EndpointName="digits", Body=b"x", ContentType="image/png"
+        )
+    assert "is Creating, not InService" in error.value.response["Error"]["Message"]
