@@ -22,6 +22,7 @@ from local_mlops.cli import (
     pipeline_cmd,
     run_cmd,
     runs_cmd,
+    traffic_cmd,
     ui_cmd,
 )
 from local_mlops.cli.common import err
@@ -88,6 +89,7 @@ app.add_typer(data_cmd.app, name="data")
 app.command("label")(label_cmd.label)
 app.command("deploy")(deploy_cmd.deploy)
 app.command("predict")(deploy_cmd.predict)
+app.command("traffic")(traffic_cmd.traffic)
 app.add_typer(endpoints_cmd.app, name="endpoints")
 app.command("ui")(ui_cmd.ui)
 app.add_typer(cloud_cmd.app, name="cloud")

@@ -65,3 +65,4 @@ SUMMARY_FILE = "summary.json"
 MODEL_WEIGHTS_FILE = "model.pt"
 MODEL_META_FILE = "model.json"
 MODEL_ARCHIVE_FILE = "model.tar.gz"
+DATA_FILE = "data.npz"  # each split preprocess writes: uint8 images, labels

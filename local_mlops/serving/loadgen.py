@@ -1,7 +1,9 @@
-"""A bounded, steady load on one endpoint URL (tests, benchmarks, a later ``traffic`` command).
+"""Loopback HTTP load on an endpoint URL: ``post`` (one request, also what ``traffic`` sends)
+and ``SteadyLoad`` (tests and benchmarks).
 
-Threads POST the same body in a loop, each pausing ``pause`` seconds between requests, until
-stopped or ``max_seconds`` have passed; it counts answers, failures and what the answers said.
+``SteadyLoad``'s threads POST the same body in a loop, each pausing ``pause`` seconds between
+requests, until stopped or ``max_seconds`` have passed; it counts answers, failures and what the
+answers said.
 """
 
 from __future__ import annotations
@@ -16,6 +18,28 @@ from collections.abc import Callable
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def check_local(url: str) -> str:
+    """``url`` when it is on this machine; ValueError otherwise (load never leaves it)."""
+    if not url.startswith(("http://127.", "http://localhost")):
+        raise ValueError(f"load goes to this machine only, not {url}")
+    return url
+
+
+def post(
+    url: str,
+    body: bytes,
+    content_type: str,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> bytes:
+    """One POST to a loopback URL; the answer's body (urllib's errors on failure)."""
+    request = urllib.request.Request(
+        check_local(url), data=body, headers={"Content-Type": content_type, **(headers or {})}
+    )
+    with _DIRECT.open(request, timeout=timeout) as reply:
+        return bytes(reply.read())
+
+
 class SteadyLoad:
     def __init__(
         self,
@@ -27,8 +51,7 @@ class SteadyLoad:
         max_seconds: float = 60.0,
         read: Callable[[bytes], object] | None = None,
     ) -> None:
-        if not url.startswith(("http://127.", "http://localhost")):
-            raise ValueError(f"load goes to this machine only, not {url}")
+        check_local(url)
         self.url, self.body, self.content_type = url, body, content_type
         self.pause, self.max_seconds, self.read = pause, max_seconds, read
         self.ok = 0
@@ -43,12 +66,8 @@ class SteadyLoad:
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
         while not self._stop.wait(self.pause) and time.monotonic() < deadline:
-            request = urllib.request.Request(
-                self.url, data=self.body, headers={"Content-Type": self.content_type}
-            )
             try:
-                with _DIRECT.open(request, timeout=30) as reply:
-                    data = reply.read()
+                data = post(self.url, self.body, self.content_type)
                 with self._lock:
                     self.ok += 1
                     if self.read:
