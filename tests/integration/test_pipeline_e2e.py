@@ -13,9 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from local_mlops.cli.app import app
-from local_mlops.config import Settings
+from local_mlops.config import Settings, load_settings
+from local_mlops.devenv import dockerhost
 from local_mlops.pipeline import graph, runner
 from local_mlops.s3 import s3_client
+from local_mlops.serving import daemon
+from local_mlops.serving.fleet import ENDPOINT_LABEL, free_port
 
 pytestmark = pytest.mark.docker
 
@@ -107,6 +110,63 @@ def test_runs_and_models_commands_show_what_the_runs_left(
     assert models[0]["Metrics"]["accuracy"] == digits_runs.first.metrics["accuracy"]
     arn = models[0]["ModelPackageArn"]
     assert json.loads(cli.invoke(app, ["models", "describe", arn]).stdout)["ModelPackageArn"] == arn
+
+
+def test_traffic_then_monitor_on_the_digits_endpoint_flags_brightness_only(
+    digits_runs: DigitsRuns, serving_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's "Done when": deploy the digits model, `traffic`, `monitor run --json` (no
+    violation); `traffic --drift brightness`, `monitor run --json` (violations, reports in S3)."""
+    settings = digits_runs.settings
+    env = {
+        "LOCAL_MLOPS_S3_ENDPOINT": digits_runs.url,
+        "LOCAL_MLOPS_BUCKET": settings.bucket,
+        "LOCAL_MLOPS_MODEL_PACKAGE_GROUP": settings.model_package_group,
+        "LOCAL_MLOPS_IMAGE_TAG": serving_image.rsplit(":", 1)[1],
+        "LOCAL_MLOPS_ENDPOINT_NAME": "e2e-digits",
+        "LOCAL_MLOPS_ROUTER_PORT": str(free_port()),
+        "LOCAL_MLOPS_ENDPOINT_PING_TIMEOUT": "240",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cli = CliRunner()
+
+    def invoke(*args: str) -> dict:
+        result = cli.invoke(app, list(args))
+        assert result.exit_code == 0, result.output[-3000:]
+        return dict(json.loads(result.stdout))
+
+    try:
+        approved = cli.invoke(app, ["models", "approve", "1", "--reason", "monitoring test"])
+        assert approved.exit_code == 0, approved.output[-3000:]
+        sent = invoke("traffic", "--n", "200", "--seed", "1", "--json")
+        assert (sent["sent"], sent["ok"], sent["errors"]) == (200, 200, 0)
+        assert sent["test_split"].endswith("/Preprocess/output/test/data.npz")
+        clean = invoke("monitor", "run", "--json")
+        assert clean["records"] == 200 and clean["violations"] == [], clean["violations"]
+
+        drifted = invoke("traffic", "--n", "200", "--seed", "2", "--drift", "brightness", "--json")
+        assert drifted["ok"] == 200 and drifted["strength"] == 0.1
+        report = invoke("monitor", "run", "--json")  # the hour: 200 clean, 200 brightened
+        assert report["records"] == 400 and "brightness" in report["violated_features"]
+        assert report["report_uri"].startswith(f"s3://{settings.bucket}/monitoring/e2e-digits/")
+        prefix = report["report_uri"].removeprefix(f"s3://{settings.bucket}/")
+        client = s3_client(settings, digits_runs.url)
+        stored = client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix)["Contents"]
+        assert {o["Key"].rsplit("/", 1)[-1] for o in stored} == {
+            "statistics.json",
+            "constraint_violations.json",
+            "summary.json",
+        }
+        body = client.get_object(Bucket=settings.bucket, Key=f"{prefix}constraint_violations.json")
+        checks = {v["feature_name"]: v for v in json.loads(body["Body"].read())["violations"]}
+        assert checks["brightness"]["constraint_check_type"] == "baseline_drift_check"
+    finally:
+        for container in dockerhost.docker_client().containers.list(
+            all=True, filters={"label": f"{ENDPOINT_LABEL}=e2e-digits"}
+        ):
+            container.remove(force=True)
+        daemon.stop_router(load_settings())
 
 
 def write_tiny_cifar(path: Path, per_batch: int = 30) -> Path:
