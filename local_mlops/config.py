@@ -48,6 +48,9 @@ class Settings:
     s3_endpoint: str = ""
     emulator_port: int = 4566
     role_arn: str = "arn:aws:iam::000000000000:role/LocalMlopsExecutionRole"
+    # The role EventBridge Scheduler assumes to start scheduled monitoring jobs (empty: role_arn;
+    # it must trust scheduler.amazonaws.com and may pass role_arn to SageMaker).
+    scheduler_role_arn: str = ""
     image_name: str = "local-mlops-runtime"
     image_tag: str = __version__
     # Set to an ECR repository URI (ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME) for the cloud.

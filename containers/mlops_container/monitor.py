@@ -23,7 +23,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--start", default=None, help="window start, ISO-8601 (inclusive)")
     parser.add_argument("--end", default=None, help="window end, ISO-8601 (exclusive)")
+    parser.add_argument(
+        "--window-seconds", type=int, default=None, help="without --start: start = end - this"
+    )
     parser.add_argument("--endpoint", default="", help="endpoint name, for the summary")
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     parser.add_argument("--confidence-drop", type=float, default=DEFAULT_CONFIDENCE_DROP)
@@ -84,6 +87,11 @@ def window_bounds(args: argparse.Namespace) -> tuple[datetime | None, datetime |
             raise UserError(f"{flag} {value!r} is not an ISO-8601 time (2026-12-01T20:00:00Z)")
         bounds.append(parsed)
     start, end = bounds
+    if args.window_seconds is not None:  # a scheduled run knows only its time and its window
+        if args.window_seconds <= 0 or end is None or start is not None:
+            raise UserError("--window-seconds needs --end, no --start, and a positive number")
+        start = end - timedelta(seconds=args.window_seconds)
+        args.start = start.strftime("%Y-%m-%dT%H:%M:%SZ")
     if start and end and start >= end:
         raise UserError(f"--start {args.start} must be before --end {args.end}")
     if not 0 < args.alpha < 1:

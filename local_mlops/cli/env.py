@@ -29,13 +29,17 @@ def up(ctx: typer.Context) -> None:
 
     Example: local-mlops up
     """
+    from local_mlops.monitoring import schedule as monitoring_schedule
     from local_mlops.serving import local
 
     settings = settings_from(ctx)
     with err.status("Starting the dev environment ..."):
         url = compose.up(settings, say)
         endpoints = local.up(settings, url, dockerhost.docker_client(), say)
+        scheduled = monitoring_schedule.resume(settings)
     err.print(f"[green]✓[/green] S3 emulator at {url}, bucket s3://{settings.bucket}")
+    if scheduled:
+        err.print(f"[green]✓[/green] monitoring scheduler back: {scheduled} schedule(s)")
     if endpoints:
         err.print(
             f"[green]✓[/green] router at {local.runtime_url(settings)}; "
@@ -48,10 +52,13 @@ def down(ctx: typer.Context) -> None:
 
     Example: local-mlops down
     """
+    from local_mlops.monitoring import schedule as monitoring_schedule
     from local_mlops.serving import local
 
     settings = settings_from(ctx)
     with err.status("Stopping the dev environment ..."):
+        # The schedules stay in the state dir; `up` starts their scheduler again.
+        monitoring_schedule.stop_scheduler(settings)
         # The router flushes captured data to the bucket before the bucket is snapshotted.
         if dockerhost.docker_available():
             stopped = local.down(settings, dockerhost.docker_client())

@@ -68,3 +68,111 @@ def run(
         print_json(report)
     else:
         render(report)
+
+
+@app.command("schedule")
+def schedule(
+    ctx: typer.Context,
+    every: str = typer.Option(..., "--every", help="How often: 30m, 1h, 1d."),
+    endpoint: str = typer.Option(
+        None, "--endpoint", help="Endpoint to monitor (default: endpoint_name)."
+    ),
+    window: str = typer.Option(None, "--window", help="Window of each run (default: --every)."),
+    cloud: bool = typer.Option(False, "--cloud", help="An EventBridge Scheduler schedule."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Run the monitoring job on a timer, each run over the last WINDOW.
+
+    Locally a scheduler process (it outlives this command; `down` stops it, `up` starts it
+    again) runs `monitor run`; in the cloud EventBridge Scheduler starts the processing job.
+
+    Example: local-mlops monitor schedule --every 1h --endpoint local-mlops-endpoint
+    """
+    from local_mlops.monitoring import schedule as local_schedule
+
+    settings = settings_from(ctx, target="cloud" if cloud else None)
+    name = endpoint or settings.endpoint_name
+    if settings.target == "cloud":
+        from local_mlops.monitoring import cloud_schedule
+
+        with opened_target(settings) as target:
+            entry = cloud_schedule.create(settings, target, name, every, window)
+    else:
+        entry = local_schedule.add(settings, name, every, window)
+        entry["scheduler_pid"] = local_schedule.start_scheduler(
+            settings, (ctx.obj or {}).get("config")
+        )
+    if as_json:
+        print_json(entry)
+        return
+    out.print(
+        f"[green]✓[/green] monitoring {name} every {entry['every']} "
+        f"(window {entry['window']}); next run {entry.get('next_run', 'per the schedule')}"
+    )
+
+
+@app.command("unschedule")
+def unschedule(
+    ctx: typer.Context,
+    endpoint: str = typer.Option(
+        None, "--endpoint", help="Endpoint to stop monitoring (default: endpoint_name)."
+    ),
+    everything: bool = typer.Option(False, "--all", help="Remove every schedule."),
+    cloud: bool = typer.Option(False, "--cloud", help="The EventBridge Scheduler schedule."),
+) -> None:
+    """Stop the timed monitoring of an endpoint (the reports stay in the bucket).
+
+    Example: local-mlops monitor unschedule --endpoint local-mlops-endpoint
+    """
+    from local_mlops.monitoring import schedule as local_schedule
+
+    settings = settings_from(ctx, target="cloud" if cloud else None)
+    name = None if everything else endpoint or settings.endpoint_name
+    if settings.target == "cloud":
+        from local_mlops.monitoring import cloud_schedule
+
+        removed = cloud_schedule.delete(settings, name)
+    else:
+        removed = local_schedule.remove(settings, name)
+        if not local_schedule.load(local_schedule.folder(settings)):
+            local_schedule.stop_scheduler(settings)
+    out.print(f"[green]✓[/green] unscheduled: {', '.join(removed) or 'nothing'}")
+
+
+@app.command("schedules")
+def schedules(
+    ctx: typer.Context,
+    cloud: bool = typer.Option(False, "--cloud", help="EventBridge Scheduler's schedules."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List the monitoring schedules, their next and last runs.
+
+    Example: local-mlops monitor schedules --json
+    """
+    from local_mlops.monitoring import schedule as local_schedule
+
+    settings = settings_from(ctx, target="cloud" if cloud else None)
+    if settings.target == "cloud":
+        from local_mlops.monitoring import cloud_schedule
+
+        rows = cloud_schedule.list_schedules(settings)
+    else:
+        rows = [
+            {"endpoint": name, **entry}
+            for name, entry in local_schedule.load(local_schedule.folder(settings)).items()
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("endpoint", "every", "window", "next run", "last run", title="schedules")
+    for row in rows:
+        last = row.get("last_run") or {}
+        summary = (
+            f"{last.get('started')}: {last.get('violation_count')} violations"
+            if last.get("report_uri")
+            else str(last.get("error") or "")
+        )
+        table.add_row(
+            row["endpoint"], row["every"], row["window"], row.get("next_run", ""), summary
+        )
+    out.print(table)
