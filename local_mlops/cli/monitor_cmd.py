@@ -88,20 +88,11 @@ def schedule(
 
     Example: local-mlops monitor schedule --every 1h --endpoint local-mlops-endpoint
     """
-    from local_mlops.monitoring import schedule as local_schedule
+    from local_mlops.targets import schedules as service
 
     settings = settings_from(ctx, target="cloud" if cloud else None)
     name = endpoint or settings.endpoint_name
-    if settings.target == "cloud":
-        from local_mlops.monitoring import cloud_schedule
-
-        with opened_target(settings) as target:
-            entry = cloud_schedule.create(settings, target, name, every, window)
-    else:
-        entry = local_schedule.add(settings, name, every, window)
-        entry["scheduler_pid"] = local_schedule.start_scheduler(
-            settings, (ctx.obj or {}).get("config")
-        )
+    entry = service.create(settings, name, every, window, (ctx.obj or {}).get("config"), say)
     if as_json:
         print_json(entry)
         return
@@ -124,18 +115,10 @@ def unschedule(
 
     Example: local-mlops monitor unschedule --endpoint local-mlops-endpoint
     """
-    from local_mlops.monitoring import schedule as local_schedule
+    from local_mlops.targets import schedules as service
 
     settings = settings_from(ctx, target="cloud" if cloud else None)
-    name = None if everything else endpoint or settings.endpoint_name
-    if settings.target == "cloud":
-        from local_mlops.monitoring import cloud_schedule
-
-        removed = cloud_schedule.delete(settings, name)
-    else:
-        removed = local_schedule.remove(settings, name)
-        if not local_schedule.load(local_schedule.folder(settings)):
-            local_schedule.stop_scheduler(settings)
+    removed = service.delete(settings, None if everything else endpoint or settings.endpoint_name)
     out.print(f"[green]✓[/green] unscheduled: {', '.join(removed) or 'nothing'}")
 
 
@@ -149,18 +132,9 @@ def schedules(
 
     Example: local-mlops monitor schedules --json
     """
-    from local_mlops.monitoring import schedule as local_schedule
+    from local_mlops.targets import schedules as service
 
-    settings = settings_from(ctx, target="cloud" if cloud else None)
-    if settings.target == "cloud":
-        from local_mlops.monitoring import cloud_schedule
-
-        rows = cloud_schedule.list_schedules(settings)
-    else:
-        rows = [
-            {"endpoint": name, **entry}
-            for name, entry in local_schedule.load(local_schedule.folder(settings)).items()
-        ]
+    rows = service.listed(settings_from(ctx, target="cloud" if cloud else None))
     if as_json:
         print_json(rows)
         return

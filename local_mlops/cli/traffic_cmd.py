@@ -68,14 +68,12 @@ def traffic(
 
     Example: local-mlops traffic --n 500 --drift brightness --strength 0.2
     """
-    from local_mlops.serving import daemon, local
+    from local_mlops.serving import daemon
+    from local_mlops.targets.endpoints import local_invocations_url
 
     settings = settings_from(ctx)
-    if settings.target != "local":
-        raise LocalMlopsError(
-            "traffic goes to local endpoints only", "drop --target cloud (or set target = local)"
-        )
     name = endpoint or settings.endpoint_name
+    url = local_invocations_url(settings, name)
     gen.check_request(n, rate, concurrency, max_seconds)
     value = gen.check_drift(drift, strength)
     client, key, document = test_split(settings, name)
@@ -83,7 +81,6 @@ def traffic(
     bodies, _ = gen.draw(images, labels, n, drift, value, seed)
     what = f"{drift} {value:g}" if drift else "no drift"
     say(f"Sending {n} requests to {name} (version {document.version}, {what}) ...")
-    url = f"{local.runtime_url(settings)}/endpoints/{name}/invocations"
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=err, transient=as_json) as bar:
         task = bar.add_task(name, total=n)

@@ -15,16 +15,16 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_mlops.config import Settings, process_environ
+from local_mlops.config import Settings
 from local_mlops.errors import LocalMlopsError
 from local_mlops.monitoring.run import parse_window
+from local_mlops.serving.daemon import spawn_detached
 
 SCHEDULES_FILE = "schedules.json"
 SCHEDULER_FILE = "scheduler.json"
@@ -123,20 +123,10 @@ def start_scheduler(settings: Settings, config: Path | None = None, timeout: flo
     if pid is not None:
         return pid
     logs = folder(settings) / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "local_mlops.monitoring.scheduled"]
     argv += ["--state-dir", str(settings.state_path)]
     argv += ["--config", str(config)] if config else []
-    with (logs / "scheduler.log").open("ab") as log:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=process_environ(),
-            start_new_session=True,
-            close_fds=True,
-        )
+    process = spawn_detached(argv, logs / "scheduler.log")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -80,6 +80,22 @@ def call(url: str, action: str, method: str = "GET", timeout: float = 30) -> dic
         ) from exc
 
 
+def spawn_detached(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a process in its own session (Ctrl-C in the CLI does not reach it), output to
+    ``log_path``: it outlives the command that started it."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=process_environ(),
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
 def start_router(settings: Settings, s3_url: str, timeout: float = 20) -> RouterInfo:
     """Make sure a router runs on ``router_port``; start one detached when none does."""
     info = router_info(settings)
@@ -103,16 +119,7 @@ def start_router(settings: Settings, s3_url: str, timeout: float = 20) -> Router
         "--region",
         settings.region,
     ]
-    with (serving / "logs" / "router.log").open("ab") as log:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=process_environ(),
-            start_new_session=True,
-            close_fds=True,
-        )
+    process = spawn_detached(argv, serving / "logs" / "router.log")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

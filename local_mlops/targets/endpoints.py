@@ -220,6 +220,15 @@ def predict(settings: Settings, name: str, files: list[Path], top: int = 3) -> l
     return results
 
 
+def local_invocations_url(settings: Settings, name: str) -> str:
+    """The router URL of a local endpoint (``traffic`` never leaves this machine)."""
+    if settings.target == "cloud":
+        raise LocalMlopsError(
+            "traffic goes to local endpoints only", 'drop --cloud / set target = "local"'
+        )
+    return f"{local.runtime_url(settings)}/endpoints/{name}/invocations"
+
+
 def sample_prediction(settings: Settings, name: str, say: Say) -> dict[str, Any] | None:
     """Predict the first image of the run's dataset through the endpoint (the README's finish)."""
     import json
