@@ -42,7 +42,7 @@ def _job_name(source: str) -> str:
 
 @contextlib.contextmanager
 def _open_source(
-    ctx: typer.Context, source: str, base_uri: str, endpoint: str | None, window: str | None
+    ctx: typer.Context, source: str, base_uri: str, endpoint: str | None, since: datetime | None
 ) -> Iterator[Any]:
     from local_mlops.labeling.sources import FolderSource, S3Source
 
@@ -59,14 +59,16 @@ def _open_source(
             yield S3Source(client, source, settings.state_path, base_uri)
             return
         from local_mlops.labeling.captures import CaptureSource
-        from local_mlops.serving.captured import capture_location, parse_window
+        from local_mlops.serving.captured import capture_location
 
-        since = datetime.now(UTC) - parse_window(window) if window else None
         location = capture_location(settings, endpoint)
         yield CaptureSource(client, location, settings.bucket, settings.state_path, since)
 
 
-def _check_arguments(source: str | None, endpoint: str | None, window: str | None) -> str:
+def _check_arguments(
+    source: str | None, endpoint: str | None, window: str | None
+) -> tuple[str, datetime | None]:
+    """The job's name and the window's start, or an error for a wrong combination."""
     if source and endpoint:
         raise LocalMlopsError(
             "a FOLDER and --from-capture both given", "label either a folder or an endpoint"
@@ -77,7 +79,10 @@ def _check_arguments(source: str | None, endpoint: str | None, window: str | Non
         )
     if window and not endpoint:
         raise LocalMlopsError("--window is for --from-capture", "drop --window for a folder")
-    return source or f"capture-{endpoint}"
+    from local_mlops.serving.captured import parse_window
+
+    since = datetime.now(UTC) - parse_window(window) if window else None
+    return source or f"capture-{endpoint}", since
 
 
 def _list_undecodable(image_source: Any) -> list[dict[str, str]]:
@@ -141,9 +146,9 @@ def label(
     """
     from local_mlops.labeling import LabelingServer, LabelingSession
 
-    name = _check_arguments(source, from_capture, window)
+    name, since = _check_arguments(source, from_capture, window)
     names = _classes(classes, classes_file)
-    with _open_source(ctx, source or "", base_uri, from_capture, window) as image_source:
+    with _open_source(ctx, source or "", base_uri, from_capture, since) as image_source:
         undecodable = _list_undecodable(image_source)
         if from_capture and not names:
             names = image_source.classes or None  # the model's, from its answers

@@ -57,7 +57,7 @@ class GroundTruthWriter:
         # What an earlier session wrote is unknown text: rewritten or deleted at the first sync.
         self._written: dict[str, str | None] = {
             key: None
-            for key in self._call(list_keys, bucket, self.prefix)
+            for key in self._call(list_keys, client, bucket, self.prefix)
             if key.endswith("/" + GROUND_TRUTH_FILE)
         }
 
