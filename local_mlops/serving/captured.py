@@ -84,16 +84,21 @@ def capture_location(settings: Settings, endpoint: str) -> CaptureLocation:
 
 def no_captures_error(location: CaptureLocation, since: datetime | None) -> LocalMlopsError:
     """The error for an endpoint without captured requests (or an endpoint that never was)."""
+    if since is not None:
+        return LocalMlopsError(
+            f"no requests of endpoint {location.endpoint} captured since "
+            f"{since:%Y-%m-%d %H:%M} UTC (under {location.uri})",
+            "widen --window, or check the name with `local-mlops endpoints list`",
+        )
     if not location.known:
         return LocalMlopsError(
             f"no endpoint named {location.endpoint!r} and no data captured under {location.uri}",
             "check the name with `local-mlops endpoints list`",
         )
-    when = f" since {since:%Y-%m-%d %H:%M} UTC" if since else ""
     return LocalMlopsError(
-        f"endpoint {location.endpoint} has captured no requests{when} (under {location.uri})",
-        "send it requests (`local-mlops predict`, `local-mlops traffic`) with data capture on"
-        + (", or widen --window" if since else ""),
+        f"endpoint {location.endpoint} has captured no requests (under {location.uri})",
+        "send it requests (`local-mlops predict`) with data capture on (`deploy` without "
+        "--no-capture)",
     )
 
 

@@ -140,9 +140,18 @@ def test_no_captures_errors_tell_an_unknown_endpoint_from_a_silent_one() -> None
     unknown = no_captures_error(capture_location(settings, "digits"), None)
     assert "no endpoint named 'digits'" in unknown.message
     assert "endpoints list" in (unknown.fix or "")
-    silent = no_captures_error(CaptureLocation("digits", "bkt", "datacapture", True), NOW)
-    assert "has captured no requests since" in silent.message
-    assert "widen --window" in (silent.fix or "")
+    known = CaptureLocation("digits", "bkt", "datacapture", True)
+    silent = no_captures_error(known, None)
+    assert silent.message == (
+        "endpoint digits has captured no requests (under s3://bkt/datacapture/digits/)"
+    )
+    assert "local-mlops predict" in (silent.fix or "")
+    for where in (known, capture_location(settings, "digits")):
+        quiet = no_captures_error(where, NOW)
+        assert f"no requests of endpoint digits captured since {NOW:%Y-%m-%d %H:%M}" in (
+            quiet.message
+        )
+        assert "widen --window" in (quiet.fix or "")
 
 
 def test_ground_truth_records_have_sagemakers_shape(client: Any) -> None:
