@@ -18,7 +18,9 @@ app = typer.Typer(help="Datasets.\n\nExample: local-mlops data import digits", n
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    kind: str = typer.Argument("digits", help="digits, cifar10, imagefolder or unlabeled."),
+    kind: str = typer.Argument(
+        "digits", help="digits, cifar10, imagefolder, unlabeled or capture."
+    ),
     data: Path = typer.Option(
         None, "--data", help="Archive or folder to import (cifar10, imagefolder, unlabeled)."
     ),
@@ -34,15 +36,35 @@ def import_(
     skip_bad_images: bool = typer.Option(
         False, "--skip-bad-images", help="Import the readable images and list the others."
     ),
+    endpoint_name: str = typer.Option(
+        None, "--endpoint", help="capture: the endpoint whose labeled captures to import."
+    ),
 ) -> None:
     """Import images into s3://BUCKET/datasets/NAME/ with a manifest.jsonl.
 
+    `capture` imports an endpoint's captured requests that have ground truth (labeled with
+    `local-mlops label --from-capture ENDPOINT`) as dataset capture-ENDPOINT, for
+    `local-mlops run --data s3://BUCKET/datasets/capture-ENDPOINT/`.
+
     Example: local-mlops data import cifar10 --data ~/cifar-10-python.tar.gz --per-class 100
+
+    Example: local-mlops data import capture --endpoint digits
     """
     from local_mlops.devenv.emulator import s3_endpoint
     from local_mlops.pipeline import datasets
 
     settings = settings_from(ctx)
+    if kind == "capture":
+        _check_capture_options(endpoint_name, data, per_class, labels, skip_bad_images)
+        from local_mlops.pipeline.capture_import import import_capture
+
+        with s3_endpoint(settings, announce=say) as endpoint:
+            typer.echo(import_capture(settings, endpoint.url, endpoint_name, name, say))
+        return
+    if endpoint_name:
+        raise LocalMlopsError(
+            f"--endpoint is for `data import capture`, not {kind}", "drop --endpoint"
+        )
     with s3_endpoint(settings, announce=say) as endpoint:
         uri = datasets.import_dataset(
             settings,
@@ -56,6 +78,23 @@ def import_(
             skip_bad_images=skip_bad_images,
         )
     typer.echo(uri)
+
+
+def _check_capture_options(
+    endpoint: str | None, data: Path | None, per_class: int | None, labels: Path | None, skip: bool
+) -> None:
+    if not endpoint:
+        raise LocalMlopsError(
+            "`data import capture` needs the endpoint", "pass --endpoint ENDPOINT"
+        )
+    given = [flag for flag, value in (("--data", data), ("--per-class", per_class),
+             ("--labels", labels), ("--skip-bad-images", skip)) if value]  # fmt: skip
+    if given:
+        raise LocalMlopsError(
+            f"{', '.join(given)} do not apply to `data import capture` (the images and labels "
+            "are the endpoint's captures and ground truth; undecodable ones are always listed)",
+            f"drop {', '.join(given)}",
+        )
 
 
 @app.command("validate")

@@ -39,6 +39,8 @@ PAGE = """<!doctype html>
            border: 3px solid var(--bad); border-radius: 8px; background: #fdecea; margin: 20px; }
   #meta { margin-top: 8px; color: var(--muted); }
   #current { font-weight: 600; color: var(--fg); }
+  #suggest { margin-top: 4px; color: var(--muted); min-height: 1.4em; }
+  #suggest b { color: var(--accent); }
   #classes { display: flex; flex-wrap: wrap; gap: 8px; justify-content: center; padding: 10px 18px; }
   .cls { border: 1px solid #c9ced6; background: #fff; border-radius: 6px; padding: 6px 12px;
          font: inherit; cursor: pointer; }
@@ -61,12 +63,14 @@ PAGE = """<!doctype html>
 <main>
   <div id="stage"><img id="img" alt=""><div id="error"></div></div>
   <div id="meta"><span id="position"></span> · <span id="name"></span> · <span id="current"></span></div>
+  <div id="suggest"></div>
   <div id="done"></div>
 </main>
 <div id="classes"></div>
 <footer>
   <kbd>1</kbd>…<kbd>9</kbd> or the underlined letter: label and go on ·
   <kbd>←</kbd><kbd>→</kbd> move · <kbd>Space</kbd> skip · <kbd>u</kbd>/<kbd>Backspace</kbd> undo
+  · <kbd>Enter</kbd> take the model's suggestion
 </footer>
 <div id="toast" role="alert"></div>
 <script>
@@ -169,6 +173,13 @@ function render() {
   $("name").textContent = item.key;
   $("current").textContent = item.label !== null ? "labeled " + S.classes[item.label]
     : item.skipped ? "skipped" : "not labeled";
+  const hint = item.suggestion;
+  $("suggest").innerHTML = "";
+  if (hint) {
+    const b = document.createElement("b"); b.textContent = hint.class;
+    $("suggest").append("model says ", b, " (" + Math.round(hint.probability * 100) + "%)" +
+      (hint.label !== null ? " · Enter accepts" : " · not one of the classes"));
+  }
   $("stage").className = item.label !== null ? "labeled" : item.skipped ? "skipped" : "";
   document.querySelectorAll(".cls").forEach((b) =>
     b.classList.toggle("on", Number(b.dataset.index) === item.label));
@@ -195,14 +206,14 @@ function apply(item) { const i = S.items.findIndex((it) => it.key === item.key);
 
 function labelCurrent(index) {
   const item = S.items[cur];
-  S.items[cur] = {key: item.key, label: index, skipped: false};
+  S.items[cur] = {...item, label: index, skipped: false};
   cur = nextPending(cur); render();
   enqueue(async () => apply((await api("/api/label", {key: item.key, label: index})).item));
 }
 
 function skipCurrent() {
   const item = S.items[cur];
-  if (item.label === null) S.items[cur] = {key: item.key, label: null, skipped: true};
+  if (item.label === null) S.items[cur] = {...item, label: null, skipped: true};
   cur = nextPending(cur); render();
   enqueue(async () => apply((await api("/api/skip", {key: item.key})).item));
 }
@@ -226,6 +237,11 @@ document.addEventListener("keydown", (e) => {
   else if (k === "End") { cur = S.items.length - 1; render(); }
   else if (k === " ") skipCurrent();
   else if (k === "u" || k === "Backspace") undo();
+  else if (k === "Enter") {
+    const hint = S.items[cur].suggestion;
+    if (!hint || hint.label === null) return;
+    labelCurrent(hint.label);
+  }
   else if (k in keyToClass) labelCurrent(keyToClass[k]);
   else return;
   e.preventDefault();

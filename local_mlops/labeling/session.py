@@ -279,11 +279,17 @@ class LabelingSession:
 
     def item(self, key: str) -> dict[str, Any]:
         label = self.labels.get(key)
-        return {
+        item: dict[str, Any] = {
             "key": key,
             "label": label.index if label else None,
             "skipped": key in self.skipped,
         }
+        suggested = self.source.suggestion(key)
+        if suggested is not None:
+            name, probability = suggested
+            index = self.classes.index(name) if name in self.classes else None
+            item["suggestion"] = {"class": name, "label": index, "probability": probability}
+        return item
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -341,6 +347,16 @@ class LabelingSession:
         return lines
 
     def _write_outputs(self, with_classes: bool = False) -> None:
+        self._write_manifest(with_classes)
+        # Every label in the journal, also of images no longer listed (a narrower window).
+        named = {
+            key: (self.classes[label.index], label.at)
+            for key, label in self.labels.items()
+            if 0 <= label.index < len(self.classes)
+        }
+        self.source.labels_changed(named)
+
+    def _write_manifest(self, with_classes: bool) -> None:
         text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in self.entries())
         try:
             write_atomic(self.manifest_path, text)

@@ -9,6 +9,7 @@ stays on this machine, and the manifest and ``classes.json`` are uploaded next t
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,12 +37,30 @@ class ImageSource(Protocol):
         """Put the outputs where users look for them; return where that is."""
         ...
 
+    def suggestion(self, key: str) -> tuple[str, float] | None:
+        """A class name the page offers for ``key`` (a model's answer), with its probability."""
+        ...
+
+    def labels_changed(self, labels: Mapping[str, tuple[str, str]]) -> None:
+        """Called after every change with each labelled key's (class name, labelling time)."""
+        ...
+
+
+class PlainSource:
+    """Images without suggestions, whose labels go only to the manifest."""
+
+    def suggestion(self, key: str) -> tuple[str, float] | None:
+        return None
+
+    def labels_changed(self, labels: Mapping[str, tuple[str, str]]) -> None:
+        return None
+
 
 def _join(base: str, relative: str) -> str:
     return f"{base.rstrip('/')}/{relative}"
 
 
-class FolderSource:
+class FolderSource(PlainSource):
     """Images anywhere under a local folder (hidden files and folders excluded)."""
 
     def __init__(self, folder: Path, base_uri: str = "") -> None:
@@ -85,7 +104,7 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-class S3Source:
+class S3Source(PlainSource):
     """Images under an S3 prefix, read through ``client`` (the emulator's or AWS's)."""
 
     def __init__(self, client: Any, uri: str, state_dir: Path, base_uri: str = "") -> None:

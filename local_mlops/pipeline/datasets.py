@@ -126,8 +126,9 @@ def import_dataset(
     labels: Path | None = None,
     say: Any = print,
     skip_bad_images: bool = False,
+    title: str | None = None,
 ) -> str:
-    """Import a dataset into the bucket; returns its S3 URI."""
+    """Import a dataset into the bucket; returns its S3 URI (``title`` names it to the user)."""
     name = name or kind
     uri = dataset_uri(settings, name)
     with tempfile.TemporaryDirectory(
@@ -149,7 +150,7 @@ def import_dataset(
         if line.startswith(SKIPPED):
             say(f"Skipped an unreadable image: {line.removeprefix(SKIPPED)}")
     summary = lines[-1] if lines else ""
-    say(f"Imported {kind} into {uri} ({count} files). {summary}")
+    say(f"Imported {title or kind} into {uri} ({count} files). {summary}")
     return uri
 
 

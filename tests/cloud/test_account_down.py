@@ -82,6 +82,21 @@ def _endpoint(sm: Any, name: str, tags: list[dict[str, str]]) -> None:
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=tags)
 
 
+def _registered_by_the_run(sm: Any) -> None:
+    """The version the run's RegisterModel step registers (moto runs no pipeline step)."""
+    group = Settings().model_package_group
+    sm.create_model_package_group(ModelPackageGroupName=group)
+    sm.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/model.tar.gz"}],
+            "SupportedContentTypes": ["image/png"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )
+
+
 def _schedule(scheduler: Any, name: str, group: str, role_arn: str) -> None:
     scheduler.create_schedule(
         Name=name,
@@ -168,17 +183,21 @@ def test_init_run_deploy_schedule_down_leaves_nothing_of_the_projects(
     run = json.loads(_ok(["run", "--cloud", "--yes", "--json"]).stdout)
     assert run["status"] == "Succeeded"
     sm, scheduler = aws.client("sagemaker"), aws.client("scheduler")
-    _endpoint(sm, "local-mlops-digits", TAGS)
+    _registered_by_the_run(sm)
+    # Approving deploys: model, endpoint config with data capture, endpoint (the CLI's path).
+    _ok(["models", "approve", "1", "--cloud", "--reason", "good enough"])
     scheduler.create_schedule_group(Name="local-mlops", Tags=TAGS)
     _schedule(scheduler, "local-mlops-monitor", "local-mlops", SCHEDULER_ROLE_ARN)
     _schedule(scheduler, "local-mlops-monitor-default", "default", SCHEDULER_ROLE_ARN)
 
     status = json.loads(_ok(["cloud", "status", "--json"]).stdout)
     kinds = {(r["kind"], r["name"]) for r in status["resources"]}
+    [model] = [r["name"] for r in status["resources"] if r["kind"] == "model"]
+    [config] = [r["name"] for r in status["resources"] if r["kind"] == "endpoint-config"]
     assert {
-        ("endpoint", "local-mlops-digits"),
-        ("endpoint-config", "local-mlops-digits"),
-        ("model", "local-mlops-digits"),
+        ("endpoint", "local-mlops-endpoint"),
+        ("endpoint-config", config),
+        ("model", model),
         ("pipeline", "local-mlops-pipeline"),
         ("schedule", "local-mlops-monitor"),
         ("schedule", "local-mlops-monitor-default"),

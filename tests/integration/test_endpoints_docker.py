@@ -1,7 +1,7 @@
-"""Endpoints for real: the runtime image's ``serve`` in detached containers behind the router.
+"""Endpoints for real: the serving image's ``serve`` in detached containers behind the router.
 
 One tiny model artifact is written once and registered as versions 1 and 2, plus a broken
-version 3 (its weights are garbage, so its containers never answer /ping). The tests run in
+version 3 (its ONNX model is garbage, so its containers never answer /ping). The tests run in
 order on one endpoint: deploy with two instances, call it four ways, update it blue/green under
 load with zero failed requests, watch version 3 roll back by itself, then count the captured
 records after a SIGTERM and after ``endpoints delete``.
@@ -74,16 +74,16 @@ def tar_folder(folder: Path, archive: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def live(runtime_image: str, s3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:  # type: ignore[no-untyped-def]
+def live(serving_image: str, s3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:  # type: ignore[no-untyped-def]
     base_settings, url = s3
     work = tmp_path_factory.mktemp("endpoint-model")
     # A seeded, untrained 3-class model: serving needs a valid artifact, not a good one.
-    model_dir = write_artifact(work / "model", image_size=16)
+    model_dir = write_artifact(work / "model", image_size=16, onnx=True)
     good = tar_folder(model_dir, work / "model.tar.gz")
     broken_dir = work / "broken"
     broken_dir.mkdir()
     (broken_dir / "model.json").write_text((model_dir / "model.json").read_text())
-    (broken_dir / "model.pt").write_bytes(b"these are not weights")
+    (broken_dir / "model.onnx").write_bytes(b"this is not an ONNX model")
     broken = tar_folder(broken_dir, work / "broken.tar.gz")
 
     state = tmp_path_factory.mktemp("endpoint-state")
@@ -93,7 +93,7 @@ def live(runtime_image: str, s3, tmp_path_factory: pytest.TempPathFactory) -> It
         "LOCAL_MLOPS_BUCKET": base_settings.bucket,
         "LOCAL_MLOPS_ROUTER_PORT": str(free_port()),
         "LOCAL_MLOPS_ENDPOINT_NAME": ENDPOINT,
-        "LOCAL_MLOPS_IMAGE_TAG": runtime_image.rsplit(":", 1)[1],
+        "LOCAL_MLOPS_IMAGE_TAG": serving_image.rsplit(":", 1)[1],
         "LOCAL_MLOPS_ENDPOINT_PING_TIMEOUT": "240",
     }
     patch = pytest.MonkeyPatch()
@@ -108,7 +108,7 @@ def live(runtime_image: str, s3, tmp_path_factory: pytest.TempPathFactory) -> It
         registry.register(
             settings.model_package_group,
             model_data_url=f"s3://{settings.bucket}/{key}",
-            image=settings.image_uri,
+            image=settings.serving_image_uri,
             approval_status="Approved" if version == 1 else "PendingManualApproval",
         )
     runtime = boto3.client(
