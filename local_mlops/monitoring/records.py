@@ -1,8 +1,8 @@
 """Capture and ground truth records for tests, the drift benchmark and the traffic generator.
 
-Capture lines are made by the router's own writer (``serving/capture.py``), so what the
-monitoring job is tested on is byte for byte what endpoints write. Ground truth records are
-SageMaker's (DESIGN.md "Monitoring formats"): one JSON line per labeled request, under
+Capture lines are made by the router's own writer (``serving/capture.py``) and ground truth
+lines by the labeling side's (``serving/groundtruth.py``), so what the monitoring job is tested
+on is byte for byte what endpoints and labels write: ground truth under
 ``s3://BUCKET/groundtruth/ENDPOINT/yyyy/mm/dd/hh/*.jsonl``, keyed by the capture's
 ``inferenceId`` (its ``eventId`` when the request carried none).
 """
@@ -14,9 +14,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from local_mlops.serving import capture
+from local_mlops.serving import capture, groundtruth
+from local_mlops.serving.groundtruth import GROUND_TRUTH_PREFIX
 
-GROUND_TRUTH_PREFIX = "groundtruth"
 JSON_TYPES = ("application/json",)
 
 
@@ -46,13 +46,10 @@ def capture_record(
 
 
 def ground_truth_record(inference_id: str, label: str) -> dict[str, Any]:
-    """One ground truth line: the true label of the request whose join key is ``inference_id``
-    (CSV ``"7"``; ``"7,3"`` for a JSON request of two images, in order)."""
-    return {
-        "groundTruthData": {"data": label, "encoding": "CSV"},
-        "eventMetadata": {"eventId": inference_id},
-        "eventVersion": "0",
-    }
+    """One ground truth line, as ``label --from-capture`` writes it (``serving/groundtruth.py``):
+    the true class name of the request whose join key is ``inference_id`` (``"7,3"``: the images
+    of a JSON request, in order)."""
+    return groundtruth.ground_truth_record(inference_id, label.split(","))
 
 
 def capture_key(endpoint: str, when: datetime, variant: str = "AllTraffic") -> str:
