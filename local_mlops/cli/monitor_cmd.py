@@ -9,7 +9,8 @@ from rich.table import Table
 
 from local_mlops.cli.common import JSON_HELP, out, print_json, say, settings_from
 from local_mlops.cli.stores import opened_target
-from local_mlops.monitoring.run import parse_window, run_monitor
+from local_mlops.monitoring.run import run_monitor
+from local_mlops.serving.captured import parse_window
 
 app = typer.Typer(
     help=(

@@ -18,6 +18,7 @@ from local_mlops.config import Settings
 from local_mlops.errors import LocalMlopsError
 from local_mlops.monitoring import run
 from local_mlops.pipeline import contract
+from local_mlops.serving.captured import parse_window
 from local_mlops.targets import Target
 
 TARGET_ARN = "arn:aws:scheduler:::aws-sdk:sagemaker:createProcessingJob"
@@ -32,7 +33,7 @@ def schedule_name(settings: Settings, endpoint: str) -> str:
 
 def rate_expression(every: str) -> str:
     """``1h`` -> ``rate(1 hour)``, ``30m`` -> ``rate(30 minutes)``."""
-    run.parse_window(every, "--every")
+    parse_window(every, "--every")
     match = re.match(r"^(\d+)([mhd])$", every.strip())
     assert match is not None  # parse_window accepted it
     count, unit = int(match[1]), RATE_UNITS[match[2]]
@@ -68,7 +69,7 @@ def job_request(
             _input(f"s3://{bucket}/{run.GROUND_TRUTH_PREFIX}/{endpoint}/",
                    contract.PROCESSING_GROUND_TRUTH, "groundtruth")
         )  # fmt: skip
-    seconds = int(run.parse_window(window).total_seconds())
+    seconds = int(parse_window(window).total_seconds())
     return {
         "ProcessingJobName": f"lmo-monitor-{EXECUTION_ID}",
         "RoleArn": target.role_arn,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,19 +29,7 @@ from local_mlops.serving.capture import CAPTURE_PREFIX
 from local_mlops.targets import Target
 
 MONITORING_PREFIX = "monitoring"
-WINDOW = re.compile(r"^(\d+)([mhd])$")
-UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 Say = Callable[[str], None]
-
-
-def parse_window(text: str, flag: str = "--window") -> timedelta:
-    """``30m`` / ``1h`` / ``7d`` as a timedelta."""
-    match = WINDOW.match(text.strip())
-    if not match or int(match[1]) == 0:
-        raise LocalMlopsError(
-            f"{flag} {text!r} is not a duration", "use minutes, hours or days: 30m, 1h, 7d"
-        )
-    return timedelta(**{UNITS[match[2]]: int(match[1])})
 
 
 def pick_package(packages: list[dict[str, Any]], version: int | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from local_mlops.config import Settings
 from local_mlops.errors import LocalMlopsError
-from local_mlops.monitoring.run import parse_window
+from local_mlops.serving.captured import parse_window
 from local_mlops.serving.daemon import spawn_detached
 
 SCHEDULES_FILE = "schedules.json"

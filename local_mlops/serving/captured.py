@@ -61,12 +61,12 @@ class CaptureLocation:
         return f"s3://{self.bucket}/{self.prefix}/{self.endpoint}/"
 
 
-def parse_window(text: str) -> timedelta:
-    """``30m`` / ``1h`` / ``7d`` as a timedelta."""
+def parse_window(text: str, flag: str = "--window") -> timedelta:
+    """``30m`` / ``1h`` / ``7d`` as a timedelta (``flag`` names the option in the error)."""
     match = WINDOW.match(text.strip())
     if not match or int(match[1]) == 0:
         raise LocalMlopsError(
-            f"--window {text!r} is not a duration", "use minutes, hours or days: 30m, 1h, 7d"
+            f"{flag} {text!r} is not a duration", "use minutes, hours or days: 30m, 1h, 7d"
         )
     return timedelta(**{UNITS[match[2]]: int(match[1])})
 

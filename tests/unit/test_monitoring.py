@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from local_mlops.cli.app import app
 from local_mlops.errors import LocalMlopsError
 from local_mlops.monitoring import run, shifts
+from local_mlops.serving.captured import parse_window
 
 RNG = np.random.default_rng
 
@@ -56,11 +57,11 @@ def test_unknown_shift_and_bad_strength_are_clear_errors() -> None:
 
 
 def test_windows_parse_and_bad_ones_name_the_fix() -> None:
-    assert run.parse_window("90m") == timedelta(minutes=90)
-    assert run.parse_window("1h") == timedelta(hours=1)
-    assert run.parse_window("7d") == timedelta(days=7)
-    with pytest.raises(LocalMlopsError, match="is not a duration"):
-        run.parse_window("an hour")
+    assert parse_window("90m") == timedelta(minutes=90)
+    assert parse_window("1h") == timedelta(hours=1)
+    assert parse_window("7d") == timedelta(days=7)
+    with pytest.raises(LocalMlopsError, match="--every 'an hour' is not a duration"):
+        parse_window("an hour", "--every")
 
 
 def package(version: int, status: str, baselines: bool = True) -> dict:
