@@ -6,6 +6,7 @@ import functools
 import http.client
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -132,6 +133,25 @@ def parse_raw(answer: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
     headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
     length = int(headers.get("content-length", len(body)))
     return status, headers, json.loads(body[:length])
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response from ``sock``: headers, then Content-Length bytes (or up to
+    EOF), however the server's writes were split into segments."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return answer
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while match is None or len(body) < int(match[1]):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 @functools.lru_cache(maxsize=8)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from artifacts import write_artifact
 from conftest import CONTAINERS
-from serving_helpers import IMAGE_SIZE, Health, parse_raw, png_bytes, request
+from serving_helpers import IMAGE_SIZE, Health, parse_raw, png_bytes, read_response, request
 
 
 def free_port() -> int:
@@ -80,7 +80,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(
         with pytest.raises(OSError):  # no new connections once stopping
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
         in_flight.sendall(png[50:])
-        status, headers, body = parse_raw(in_flight.recv(65536))
+        status, headers, body = parse_raw(read_response(in_flight))
     assert status == 200 and body["predictions"] and headers["connection"] == "close"
     assert process.wait(10) == 0
     assert time.monotonic() - stopped_at < 10
