@@ -118,6 +118,8 @@ def test_init_on_an_empty_account_creates_the_stack_and_writes_the_names(
         "image_repository": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{RUNTIME_REPOSITORY}",
         "serving_image_repository": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{SERVING_REPOSITORY}",
         "region": REGION,
+        # the role EventBridge Scheduler assumes to start `monitor schedule --cloud` jobs
+        "scheduler_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{SCHEDULER_ROLE}",
     }
     # ... and doctor --cloud finds the account side in order.
     doctor = runner.invoke(app, ["doctor", "--cloud", "--json"])

@@ -60,7 +60,9 @@ class CoreBudget:
                 if handles is not None:
                     break
                 holders = self._holders()
-            message = _waiting_message(holders)
+            # No holder named: one is releasing (its slots emptied, not yet unlocked); keep
+            # the message that named it rather than flashing an anonymous one.
+            message = _waiting_message(holders) if holders or not said else said
             if on_wait is not None and message != said:
                 on_wait(message)
                 said = message
