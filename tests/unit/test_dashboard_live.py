@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "serving"))
+from monitoring_reports import ENDPOINT, STAMPS, numeric, predictions, report  # noqa: E402
 from serving_fakes import FakeInstances, RouterThread, runtime  # noqa: E402
 
 from local_mlops.config import Settings, load_settings  # noqa: E402
@@ -34,10 +35,8 @@ from local_mlops.ui import charts  # noqa: E402
 from local_mlops.ui.data import Dashboard  # noqa: E402
 from local_mlops.ui.server import DashboardServer  # noqa: E402
 
-ENDPOINT = "digits"
 BUCKET = "ui-live"
 NO_CAPTURE = st.DataCapture(False, 100, "")
-STAMPS = ("2026-12-01T20-00-00Z", "2026-12-01T21-00-00Z", "2026-12-01T22-00-00Z")
 
 
 @dataclass
@@ -51,91 +50,6 @@ class World:
 
 def spec(version: int) -> ModelSpec:
     return ModelSpec(version, f"arn:aws:sagemaker:r:0:model-package/g/{version}", "/m", "img")
-
-
-def numeric(name: str, mean: float) -> dict[str, Any]:
-    return {
-        "name": name,
-        "inferred_type": "Fractional",
-        "numerical_statistics": {"common": {"num_present": 200, "num_missing": 0}, "mean": mean},
-    }
-
-
-def predictions(counts: dict[str, int]) -> dict[str, Any]:
-    buckets = [{"value": k, "count": v} for k, v in counts.items()]
-    return {
-        "name": "prediction",
-        "inferred_type": "String",
-        "string_statistics": {"distribution": {"categorical": {"buckets": buckets}}},
-    }
-
-
-def report(i: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """statistics.json, constraint_violations.json, summary.json of window ``i``: brightness
-    drifts more each hour; the last window also loses confidence."""
-    brightness = [0.04, 0.12, 0.31][i]
-    confidence = [0.97, 0.95, 0.81][i]
-    counts = {"0": 60 + 40 * i, "1": 70, "2": 70 - 20 * i}
-    checks = [
-        {
-            "feature_name": "brightness",
-            "test": "ks_2samp",
-            "distance": brightness,
-            "threshold": 0.1,
-            "p_value": 0.5 if i == 0 else 1e-6,
-            "p_adjusted": 0.9 if i == 0 else 1e-5,
-            "drifted": i > 0,
-        },
-        {
-            "feature_name": "sharpness",
-            "test": "ks_2samp",
-            "distance": 0.05,
-            "threshold": 0.1,
-            "p_value": 0.7,
-            "p_adjusted": 0.9,
-            "drifted": False,
-        },
-        {
-            "feature_name": "confidence",
-            "test": "mannwhitneyu_less",
-            "distance": 0.97 - confidence,
-            "threshold": 0.05,
-            "p_value": 0.4,
-            "p_adjusted": 0.6,
-            "drifted": i == 2,
-            "baseline_mean": 0.97,
-            "window_mean": confidence,
-        },
-    ]
-    violations = [
-        {
-            "feature_name": c["feature_name"],
-            "constraint_check_type": "baseline_drift_check",
-            "description": f"Baseline drift distance: {c['distance']:.4g} exceeds threshold: "
-            f"{c['threshold']}",
-        }
-        for c in checks
-        if c["drifted"]
-    ]
-    quality = {"labeled": 20, "accuracy": [None, 0.95, 0.70][i], "threshold": 0.9}
-    summary = {
-        "endpoint": ENDPOINT,
-        "window": {"start": STAMPS[i][:11] + "19:00:00Z", "end": STAMPS[i]},
-        "status": "CompletedWithViolations" if violations else "Completed",
-        "records": 200,
-        "readable": 200,
-        "violations": len(violations),
-        "checks": checks,
-        "prediction_counts": counts,
-        "model_quality": quality if quality["accuracy"] is not None else None,
-    }
-    statistics = {
-        "version": 0.0,
-        "dataset": {"item_count": 200},
-        "features": [numeric("brightness", 0.2 + brightness), numeric("confidence", confidence)]
-        + [predictions(counts)],
-    }
-    return statistics, {"violations": violations}, summary
 
 
 def seed(world: World) -> None:
