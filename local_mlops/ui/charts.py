@@ -79,9 +79,11 @@ def line_chart(
     y_range: tuple[float, float] | None = None,
     threshold: tuple[float, str] | None = None,
     x_time: bool = False,
+    x_range: tuple[float, float] | None = None,
 ) -> str:
     """A line chart of one or more series; ``threshold`` draws a labelled horizontal line;
-    ``x_time``: x values are POSIX seconds, ticked on round UTC clock times."""
+    ``x_time``: x values are POSIX seconds, ticked on round UTC clock times, over ``x_range``
+    when given (else the data's)."""
     points = [p for s in series for p in s.points]
     if not points:
         return f'<p class="empty">{escape(title)}: no data yet.</p>'
@@ -93,7 +95,8 @@ def line_chart(
     xs = [p[0] for p in points]
     ys = [p[1] for p in points] + ([threshold[0]] if threshold else [])
     if x_time:
-        x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 60
+        x0, x1 = x_range or (min(xs), max(xs))
+        x1 = x1 if x1 > x0 else x0 + 60
         x_ticks = time_ticks(x0, x1)
     else:
         plain = _ticks(min(xs), max(xs), 6, integers=all(float(x).is_integer() for x in xs))

@@ -12,6 +12,7 @@ from local_mlops.ui.charts import Series, line_chart
 TRANSITIONAL = ("Creating", "Updating", "RollingBack", "Deleting")
 FLEET_VERSION = re.compile(r"^v(\d+)-")
 PERCENTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+WINDOW_SECONDS = 600  # the charts show at least the last 10 minutes
 
 
 def _quiet(_: str) -> None:
@@ -112,20 +113,28 @@ def timeline_charts(timeline: dict[str, Any] | None, view: dict[str, Any]) -> li
         latency_series.append(Series(label, [(t, v) for t, v in points if v is not None]))
     errors = [(t, 100.0 * merged[t][1] / merged[t][0]) for t in times if merged[t][0]]
     span = f"per {width:g} s"
+    now = float(timeline["now"])
+    window = (min(times[0] - width / 2, now - WINDOW_SECONDS), now)
+    top_rate = max(v for points in rates.values() for v in points.values())
+    top_latency = max((v for s in latency_series for _, v in s.points), default=1.0)
     return [
         line_chart(
             rate_series,
             title=f"request rate by version ({span})",
             x_label="time (UTC)",
             y_label="requests per second",
+            y_range=(0.0, top_rate * 1.1),
             x_time=True,
+            x_range=window,
         ),
         line_chart(
             latency_series,
             title=f"latency percentiles at the router ({span})",
             x_label="time (UTC)",
             y_label="latency (ms)",
+            y_range=(0.0, top_latency * 1.1),
             x_time=True,
+            x_range=window,
         ),
         line_chart(
             [Series("5xx and unanswered", errors)],
@@ -134,6 +143,7 @@ def timeline_charts(timeline: dict[str, Any] | None, view: dict[str, Any]) -> li
             y_label="errors (% of requests)",
             y_range=(0.0, max(5.0, max(e for _, e in errors))),
             x_time=True,
+            x_range=window,
         ),
     ]
 

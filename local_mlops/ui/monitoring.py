@@ -155,7 +155,13 @@ def prediction_chart(latest: Report | None, baseline: dict[str, Any]) -> str:
 
 
 def fraction_over_time(
-    points: list[tuple[float, float]], title: str, label: str, unit: str, line: str, value: Any
+    points: list[tuple[float, float]],
+    title: str,
+    label: str,
+    unit: str,
+    line: str,
+    value: Any,
+    span: tuple[float, float] | None = None,
 ) -> str:
     """A 0..1 figure per report, with a labelled reference line at ``value`` when it is known."""
     known = isinstance(value, int | float)
@@ -167,6 +173,7 @@ def fraction_over_time(
         y_range=(0.0, 1.0),
         threshold=(float(value), line.format(float(value))) if known else None,
         x_time=True,
+        x_range=span,
     )
 
 
@@ -201,6 +208,7 @@ def accuracy_chart(items: list[Report]) -> str | None:
         "accuracy (fraction)",
         "threshold {:g}",
         threshold,
+        (items[0].x, items[-1].x),  # the same time axis as the other charts
     )
 
 

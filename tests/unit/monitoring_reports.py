@@ -78,7 +78,7 @@ def report(
     quality = {"labeled": 20, "accuracy": [None, 0.95, 0.70][i], "threshold": 0.9}
     summary = {
         "endpoint": endpoint,
-        "window": {"start": STAMPS[i][:11] + "19:00:00Z", "end": STAMPS[i]},
+        "window": {"start": f"2026-12-01T{19 + i}:00:00Z", "end": f"2026-12-01T{20 + i}:00:00Z"},
         "status": "CompletedWithViolations" if violations else "Completed",
         "records": 200,
         "readable": 200,
