@@ -33,8 +33,10 @@ def _ticks(low: float, high: float, count: int = 5, integers: bool = False) -> l
     start = math.floor(low / step) * step
     ticks: list[float] = []
     value = start
-    while value <= high + step * 0.5 and len(ticks) < 12:
+    while len(ticks) < 12:  # up to the first tick at or above ``high``: no point is cut off
         ticks.append(round(value, 10))
+        if value >= high - step * 1e-9:
+            break
         value += step
     return ticks
 

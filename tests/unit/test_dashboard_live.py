@@ -276,3 +276,14 @@ def test_time_axes_tick_on_round_clock_times() -> None:
         y_label="y",
     )
     assert svg.count('class="legend"') == 12 and 'viewBox="0 0 560 ' in svg
+
+
+def test_the_value_axis_covers_every_point() -> None:
+    svg = charts.line_chart(
+        [charts.Series("p99", [(0, 12.0), (1, 121.0)])],
+        title="t",
+        x_label="x",
+        y_label="latency (ms)",
+        y_range=(0.0, 121.0),
+    )
+    assert 'text-anchor="end">150</text>' in svg  # the top tick is above 121
