@@ -1,7 +1,7 @@
 """notebooks/walkthrough.ipynb runs top to bottom against the real local stack (nbclient): the
 pipeline in local mode, the registry, approval and deployment to a real endpoint, predictions
-through boto3 and the SageMaker Predictor, drifted traffic, and (with the monitoring job
-installed) the violations. Its `parameters` cell is replaced to keep the run short."""
+through boto3 and the SageMaker Predictor, drifted traffic, and the monitoring job's
+violations. Its `parameters` cell is replaced to keep the run short."""
 
 from __future__ import annotations
 
@@ -75,4 +75,5 @@ def test_the_walkthrough_runs_top_to_bottom(stack: dict[str, str], tmp_path: Pat
     assert "RegisterModel" in outputs  # the definition was shown
     assert "-> predicted" in outputs and "Predictor:" in outputs
     assert "captured records written:" in outputs
+    assert "violation(s); report: s3://notebook-it/monitoring/" in outputs
     assert f"endpoint {ENDPOINT}" in outputs  # deleted at the end
