@@ -1,5 +1,8 @@
 """Dashboard page times with 50 runs and 20 registered versions (goal: each page <= 300 ms).
 
+Also 24 hourly monitoring reports of one endpoint (the Monitoring page) and 50 capture files
+(the Labeling page).
+
 Seeds a moto server through the real stores (RunStore.save, LocalModelRegistry.register), serves
 the dashboard on 127.0.0.1 and fetches every page 20 times, cold (first request) and warm
 (median and p95). Printed beside the baseline the CLI pays for the same data in the same run:
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 import urllib.request
 from dataclasses import replace
@@ -26,6 +30,7 @@ from local_mlops.ui.data import Dashboard
 from local_mlops.ui.server import DashboardServer
 
 STEPS = ("ValidateData", "Preprocess", "Train", "Evaluate", "CheckAccuracy")
+FEATURES = ("brightness", "contrast", "sharpness", "confidence", "embedding_pc1", "prob_0")
 
 
 def record(i: int) -> dict[str, Any]:
@@ -53,6 +58,60 @@ def record(i: int) -> dict[str, Any]:
     }
 
 
+def monitoring_report(i: int) -> dict[str, Any]:
+    """summary.json of one hourly window, in the monitoring job's layout (docs/monitoring.md)."""
+    checks = [
+        {
+            "feature_name": name,
+            "test": "ks_2samp",
+            "distance": 0.02 * (1 + (i + n) % 7),
+            "threshold": 0.1,
+            "p_value": 0.5,
+            "p_adjusted": 0.5,
+            "drifted": (i + n) % 7 == 6,
+        }
+        for n, name in enumerate(FEATURES)
+    ]
+    return {
+        "status": "Completed",
+        "records": 200,
+        "readable": 200,
+        "checks": checks,
+        "prediction_counts": {str(c): 20 for c in range(10)},
+        "model_quality": {"labeled": 20, "accuracy": 0.95, "threshold": 0.9},
+    }
+
+
+def seed_monitoring(s3: Any, bucket: str, reports: int) -> None:
+    for i in range(reports):
+        folder = f"monitoring/bench-endpoint/2026-12-01T{i % 24:02d}-00-00Z"
+        summary = monitoring_report(i)
+        violations = [
+            {"feature_name": c["feature_name"], "constraint_check_type": "baseline_drift_check",
+             "description": f"Baseline drift distance: {c['distance']:.4g} exceeds threshold: 0.1"}
+            for c in summary["checks"] if c["drifted"]
+        ]  # fmt: skip
+        statistics = {
+            "version": 0.0,
+            "features": [
+                {"name": f, "inferred_type": "Fractional",
+                 "numerical_statistics": {"mean": 0.5, "distribution": {"kll": {"sketch": {
+                     "data": [[0.001 * k for k in range(2048)]]}}}}}
+                for f in FEATURES
+            ],
+        }  # fmt: skip
+        for name, doc in (
+            ("summary.json", summary),
+            ("constraint_violations.json", {"violations": violations}),
+            ("statistics.json", statistics),
+        ):
+            s3.put_object(Bucket=bucket, Key=f"{folder}/{name}", Body=json.dumps(doc))
+    line = json.dumps({"captureData": {}, "eventMetadata": {"eventId": "e"}}) + "\n"
+    for i in range(50):
+        key = f"datacapture/bench-endpoint/AllTraffic/2026/12/01/{i % 24:02d}/{i:04d}.jsonl"
+        s3.put_object(Bucket=bucket, Key=key, Body=line * 20)
+
+
 def timed(url: str, repeat: int) -> tuple[float, float, float]:
     samples = []
     for _ in range(repeat + 1):
@@ -69,9 +128,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--versions", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--reports", type=int, default=24)
     args = parser.parse_args()
-    with MotoServer("127.0.0.1") as url:
-        settings = replace(load_settings({"bucket": "bench-ui"}), s3_endpoint=url)
+    with MotoServer("127.0.0.1") as url, tempfile.TemporaryDirectory() as state:
+        settings = replace(
+            load_settings({"bucket": "bench-ui", "state_dir": state}), s3_endpoint=url
+        )
         ensure_bucket(settings, url)
         target = open_target(settings, url)
         s3 = target.session.s3_client
@@ -98,6 +160,7 @@ def main() -> None:
                 metrics={"accuracy": 0.99},
                 pipeline_execution_arn=record(v)["PipelineExecutionArn"],
             )
+        seed_monitoring(s3, settings.bucket, args.reports)
         began = time.perf_counter()
         target.runs.list()
         runs_cli = (time.perf_counter() - began) * 1000
@@ -105,7 +168,10 @@ def main() -> None:
         target.models.list_packages(settings.model_package_group)
         models_cli = (time.perf_counter() - began) * 1000
         with DashboardServer(Dashboard(settings, target)) as ui:
-            print(f"{args.runs} runs, {args.versions} versions; times in ms (goal: <= 300)")
+            print(
+                f"{args.runs} runs, {args.versions} versions, {args.reports} monitoring reports; "
+                "times in ms (goal: <= 300)"
+            )
             print(f"{'page':<22}{'cold':>9}{'warm p50':>10}{'warm p95':>10}")
             for name, path in (
                 ("runs", "/runs"),
@@ -113,6 +179,9 @@ def main() -> None:
                 ("compare", "/compare?run=run0001&run=run0002"),
                 ("registry", "/models"),
                 ("version", "/models/1"),
+                ("endpoints", "/endpoints"),
+                ("monitoring", "/monitoring/bench-endpoint"),
+                ("labeling", "/labeling"),
                 ("api/runs (JSON)", "/api/runs"),
             ):
                 cold, p50, p95 = timed(ui.url + path, args.repeat)

@@ -8,3 +8,4 @@ export PATH="$PWD/${LOCAL_MLOPS_VENV:-.venv}/bin:$PATH"
 local-mlops up
 local-mlops doctor
 local-mlops run --local "$@"
+echo "Open the dashboard: source .venv/bin/activate && local-mlops ui   (then http://127.0.0.1:8765)" >&2

@@ -12,10 +12,11 @@ def ui(
     ctx: typer.Context,
     port: int = typer.Option(8765, "--port", help="Port on 127.0.0.1 (0: any free port)."),
 ) -> None:
-    """Serve the dashboard on 127.0.0.1: runs, the registry, approvals. Ctrl-C stops it.
+    """Serve the dashboard on 127.0.0.1: runs, the registry (approve deploys), endpoints and
+    their traffic, monitoring reports, captures to label. Ctrl-C stops it.
 
-    It reads the same bucket documents as the CLI and opens nothing by itself: open the URL it
-    prints.
+    It reads the same bucket documents, endpoint documents and router as the CLI and opens
+    nothing by itself: open the URL it prints.
 
     Example: local-mlops ui --port 8765
     """

@@ -153,6 +153,14 @@ def router_stats(settings: Settings) -> dict[str, Any]:
     return call(info.url, "stats")
 
 
+def router_metrics(settings: Settings) -> dict[str, Any] | None:
+    """The router's timeline (``metrics.Timeline.snapshot``); None when no router runs."""
+    info = router_info(settings)
+    if not info or not info.running:
+        return None
+    return call(info.url, "metrics", timeout=5)
+
+
 def flush_router(settings: Settings) -> int:
     info = router_info(settings)
     if not info or not info.running:

@@ -19,7 +19,8 @@ swapped whole on reload, so a request never sees half a deployment. Captured inv
 a ``CaptureWriter`` after the response is sent.
 
 Admin routes (127.0.0.1 only, like the router): ``GET /_local-mlops/health``,
-``GET /_local-mlops/stats``, ``POST /_local-mlops/reload``, ``POST /_local-mlops/flush``.
+``GET /_local-mlops/stats``, ``GET /_local-mlops/metrics`` (requests, errors and latency over
+time, ``metrics.Timeline``), ``POST /_local-mlops/reload``, ``POST /_local-mlops/flush``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import datetime as dt
 import itertools
 import json
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ import aiohttp
 from yarl import URL
 
 from local_mlops.serving.capture import Capture, CaptureWriter
+from local_mlops.serving.metrics import Timeline
 from local_mlops.serving.state import IN_SERVICE, ROLLING_BACK, UPDATING, Endpoint
 
 Scope = MutableMapping[str, Any]
@@ -146,6 +149,7 @@ class Router:
         self.capture = capture
         self.routes: dict[str, EndpointRoute] = {}
         self.stats: dict[tuple[str, str], FleetStats] = {}
+        self.timeline = Timeline()
         self._client: aiohttp.ClientSession | None = None
         self.reload()
 
@@ -214,6 +218,8 @@ class Router:
             ]
             pending = self.capture.pending if self.capture else 0
             await _json(send, 200, {"fleets": stats, "capture_pending": pending})
+        elif action == "metrics":
+            await _json(send, 200, self.timeline.snapshot())
         elif action == "reload" and method == "POST":
             await _json(send, 200, {"endpoints": self.reload()})
         elif action == "flush" and method == "POST":
@@ -252,6 +258,7 @@ class Router:
         stats = self.stats.setdefault((name, fleet.id), FleetStats())
         stats.requests += 1
         stats.inflight += 1
+        began = time.perf_counter()
         try:
             answer = await self._forward(fleet, headers, body)
         finally:
@@ -264,17 +271,21 @@ class Router:
                 "ServiceUnavailable",
                 f"No instance of endpoint {name} answered; try again.",
             )
+            self.timeline.record(name, variant.name, fleet.id, time.perf_counter() - began, True)
             return
         status, response_type, response_body, attributes = answer
-        if status >= 500 or status == 0:
+        failed = status >= 500 or status == 0
+        if failed:
             stats.errors += 1
         if status >= 400:
             await _model_error(send, name, variant.name, status, response_body)
+            self.timeline.record(name, variant.name, fleet.id, time.perf_counter() - began, failed)
             return
         extra = [(b"x-amzn-invoked-production-variant", variant.name.encode())]
         if attributes:
             extra.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode()))
         await _respond(send, 200, response_type, response_body, extra)
+        self.timeline.record(name, variant.name, fleet.id, time.perf_counter() - began, False)
         if route.capture and self.capture and random.random() * 100 < route.sampling:
             self.capture.record(
                 Capture(

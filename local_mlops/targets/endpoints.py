@@ -147,6 +147,19 @@ def describe_endpoint(settings: Settings, name: str, say: Say) -> dict[str, Any]
     return local.describe_view(EndpointStore(settings.state_path).get(name), settings)
 
 
+def endpoint_metrics(settings: Settings) -> dict[str, Any] | None:
+    """Requests, errors and latency over time from the local router (None: no router runs).
+
+    In the cloud these figures are CloudWatch's (``Invocations``, ``ModelLatency``, ...), which
+    the dashboard does not read: None there too.
+    """
+    if settings.target == "cloud":
+        return None
+    from local_mlops.serving import daemon
+
+    return daemon.router_metrics(settings)
+
+
 def delete_endpoint(settings: Settings, name: str, say: Say) -> list[str]:
     """Delete an endpoint; locally its captured records are flushed first."""
     if settings.target == "cloud":

@@ -1,7 +1,8 @@
 """The dashboard: a small Starlette app served by uvicorn on 127.0.0.1.
 
 Pages render on the server (Jinja2, SVG charts from ``charts.py``); ``static/app.js`` refreshes the
-page body in place while something is in flight. The only write is a version's approval, a JSON
+page body in place while something is in flight. The only write is a version's approval (which
+deploys it, as ``models approve`` does; the page polls the deployment's progress), a JSON
 POST (a cross-site form cannot send that without a CORS preflight, which is never granted), and
 the Host header must name the loopback address the app listens on (against DNS rebinding).
 """
@@ -21,6 +22,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from local_mlops.errors import LocalMlopsError
+from local_mlops.ui import endpoints as ep
+from local_mlops.ui import monitoring as mon
 from local_mlops.ui import views
 from local_mlops.ui.data import Dashboard
 
@@ -92,6 +95,9 @@ def create_app(dashboard: Dashboard) -> Starlette:
             "model.html",
             package=package,
             **views.model_context(package, evaluation, dashboard),
+            deployment=next(
+                (d for d in dashboard.deployments.latest() if d.version == version), None
+            ),
             live=False,
         )
 
@@ -107,8 +113,77 @@ def create_app(dashboard: Dashboard) -> Starlette:
         reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
         if action == "reject" and not reason.strip():
             return _error(400, "a rejection needs a reason", 'send {"reason": "why"}')
+        if action == "approve":
+            package, job = dashboard.approve_and_deploy(version, reason)
+            answer = {"ModelPackageVersion": version, **_brief(package)}
+            return JSONResponse({**answer, "deployment": job.to_json()}, status_code=202)
         package = dashboard.set_approval(version, APPROVAL_STATUSES[action], reason)
         return JSONResponse({"ModelPackageVersion": version, **_brief(package)})
+
+    async def deployment(request: Request) -> Response:
+        return JSONResponse(dashboard.deployments.get(request.path_params["id"]).to_json())
+
+    async def endpoints_page(request: Request) -> Response:
+        rows = ep.endpoint_rows(dashboard.settings)
+        running = dashboard.deployments.running()
+        live = bool(running) or any(r["status"] in ep.TRANSITIONAL for r in rows)
+        return page(request, "endpoints.html", endpoints=rows, deployments=running, live=live)
+
+    async def endpoint_page(request: Request) -> Response:
+        name = request.path_params["name"]
+        view = ep.describe(dashboard.settings, name)
+        timeline = ep.metrics(dashboard.settings)
+        update = ep.update_state(view)
+        running = [d for d in dashboard.deployments.running() if d.endpoint == name]
+        live = bool(running) or bool(update and update["in_progress"])
+        return page(
+            request,
+            "endpoint.html",
+            endpoint=view,
+            update=update,
+            deployments=running,
+            charts=ep.timeline_charts(timeline, view),
+            totals=ep.totals(timeline, name) if timeline else None,
+            router_running=timeline is not None,
+            live=live or ep.recent_traffic(timeline, name),
+        )
+
+    async def monitoring_index(request: Request) -> Response:
+        names = mon.endpoints_with_reports(dashboard.cache)
+        rows = []
+        for name in names:
+            items = mon.reports(dashboard.cache, name)
+            rows.append(
+                {"endpoint": name, "count": len(items), "latest": items[-1] if items else None}
+            )
+        return page(request, "monitoring.html", endpoints=rows, live=False)
+
+    async def monitoring_page(request: Request) -> Response:
+        name = request.path_params["endpoint"]
+        items = mon.reports(dashboard.cache, name)
+        if not items:
+            raise LocalMlopsError(
+                f"no monitoring report for endpoint {name} exists",
+                f"run one: local-mlops monitor run --endpoint {name}",
+            )
+        version = next(
+            (r["version"] for r in ep.endpoint_rows(dashboard.settings) if r["name"] == name), None
+        )
+        baseline = dashboard.baseline_statistics(version)
+        return page(
+            request,
+            "monitor.html",
+            endpoint=name,
+            version=version,
+            **mon.page_context(items, baseline),
+            live=False,
+        )
+
+    async def labeling(request: Request) -> Response:
+        return page(request, "labeling.html", captures=dashboard.captures(), live=False)
+
+    async def api_endpoints(request: Request) -> Response:
+        return JSONResponse(ep.endpoint_rows(dashboard.settings))
 
     async def api_runs(request: Request) -> Response:
         return JSONResponse([views.run_row(r) for r in dashboard.runs()])
@@ -124,9 +199,16 @@ def create_app(dashboard: Dashboard) -> Starlette:
             Route("/compare", compare),
             Route("/models", models),
             Route("/models/{version}", model),
+            Route("/endpoints", endpoints_page),
+            Route("/endpoints/{name}", endpoint_page),
+            Route("/monitoring", monitoring_index),
+            Route("/monitoring/{endpoint}", monitoring_page),
+            Route("/labeling", labeling),
             Route("/api/models/{version}/{action:str}", approval, methods=["POST"]),
+            Route("/api/deployments/{id}", deployment),
             Route("/api/runs", api_runs),
             Route("/api/models", api_models),
+            Route("/api/endpoints", api_endpoints),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         exception_handlers={LocalMlopsError: _project_error, 404: _not_found},
@@ -157,9 +239,8 @@ def _error(status: int, error: str, fix: str) -> JSONResponse:
 
 async def _project_error(request: Request, exc: Exception) -> Response:
     error = exc if isinstance(exc, LocalMlopsError) else LocalMlopsError(str(exc))
-    status = (
-        404 if "does not exist" in error.message or "no local execution" in error.message else 400
-    )
+    missing = ("does not exist", "no local execution", "no local endpoint", "no monitoring report")
+    status = 404 if any(m in error.message for m in missing) else 400
     if request.url.path.startswith("/api/"):
         return _error(status, error.message, error.fix or "")
     html = request.app.state.env.get_template("error.html").render(

@@ -5,6 +5,7 @@ Every chart has labelled axes with units, tick values and a legend, so it reads 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,10 +33,35 @@ def _ticks(low: float, high: float, count: int = 5, integers: bool = False) -> l
     start = math.floor(low / step) * step
     ticks: list[float] = []
     value = start
-    while value <= high + step * 0.5 and len(ticks) < 12:
+    while len(ticks) < 12:  # up to the first tick at or above ``high``: no point is cut off
         ticks.append(round(value, 10))
+        if value >= high - step * 1e-9:
+            break
         value += step
     return ticks
+
+
+# Tick steps in seconds: 1 s to a week.
+TIME_STEPS: tuple[int, ...] = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
+TIME_STEPS += (7200, 10800, 21600, 43200, 86400, 172800, 604800)
+
+
+def time_ticks(low: float, high: float, count: int = 6) -> list[tuple[float, str]]:
+    """Tick positions (POSIX seconds) on round clock times within [low, high], labelled in UTC."""
+    span = max(high - low, 1.0)
+    step = next((s for s in TIME_STEPS if span / s <= count - 1), TIME_STEPS[-1])
+    if step < 60:
+        pattern = "%H:%M:%S"
+    elif span >= 86400:
+        pattern = "%m-%d %H:%M" if step < 86400 else "%Y-%m-%d"
+    else:
+        pattern = "%H:%M"
+    ticks = []
+    value = math.ceil(low / step) * step
+    while value <= high:
+        ticks.append((float(value), dt.datetime.fromtimestamp(value, dt.UTC).strftime(pattern)))
+        value += step
+    return ticks or [(low, dt.datetime.fromtimestamp(low, dt.UTC).strftime(pattern))]
 
 
 def _fmt(value: float) -> str:
@@ -54,18 +80,31 @@ def line_chart(
     height: int = 260,
     y_range: tuple[float, float] | None = None,
     threshold: tuple[float, str] | None = None,
+    x_time: bool = False,
+    x_range: tuple[float, float] | None = None,
 ) -> str:
-    """A line chart of one or more series; ``threshold`` draws a labelled horizontal line."""
+    """A line chart of one or more series; ``threshold`` draws a labelled horizontal line;
+    ``x_time``: x values are POSIX seconds, ticked on round UTC clock times, over ``x_range``
+    when given (else the data's)."""
     points = [p for s in series for p in s.points]
     if not points:
         return f'<p class="empty">{escape(title)}: no data yet.</p>'
-    left, right, top, bottom = 56, 16, 44, 44
+    left, right, bottom = 56, 16, 44
+    legend = _legend_rows([s.label for s in series], left + 8, width - right)
+    top = 30 + 16 * len({row for _, row in legend})
+    height += top - 44
     plot_w, plot_h = width - left - right, height - top - bottom
     xs = [p[0] for p in points]
     ys = [p[1] for p in points] + ([threshold[0]] if threshold else [])
-    x_ticks = _ticks(min(xs), max(xs), 6, integers=all(float(x).is_integer() for x in xs))
+    if x_time:
+        x0, x1 = x_range or (min(xs), max(xs))
+        x1 = x1 if x1 > x0 else x0 + 60
+        x_ticks = time_ticks(x0, x1)
+    else:
+        plain = _ticks(min(xs), max(xs), 6, integers=all(float(x).is_integer() for x in xs))
+        x_ticks = [(t, _fmt(t)) for t in plain]
+        x0, x1 = plain[0], plain[-1] if plain[-1] > plain[0] else plain[0] + 1
     y_ticks = _ticks(*(y_range or (min(ys), max(ys))))
-    x0, x1 = x_ticks[0], x_ticks[-1] if x_ticks[-1] > x_ticks[0] else x_ticks[0] + 1
     y0, y1 = y_ticks[0], y_ticks[-1] if y_ticks[-1] > y_ticks[0] else y_ticks[0] + 1
 
     def sx(x: float) -> float:
@@ -85,10 +124,10 @@ def line_chart(
             f'<line x1="{left}" x2="{left + plot_w}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" class="grid"/>'
             f'<text x="{left - 6}" y="{sy(t) + 4:.1f}" class="tick" text-anchor="end">{_fmt(t)}</text>'
         )
-    for t in x_ticks:
+    for t, label in x_ticks:
         parts.append(
             f'<text x="{sx(t):.1f}" y="{top + plot_h + 16}" class="tick" text-anchor="middle">'
-            f"{_fmt(t)}</text>"
+            f"{escape(label)}</text>"
         )
     parts.append(
         f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" class="axis"/>'
@@ -105,7 +144,6 @@ def line_chart(
             f'<text x="{left + plot_w - 4}" y="{y - 4:.1f}" class="tick" text-anchor="end">'
             f"{escape(threshold[1])}</text>"
         )
-    legend_x = left + 8
     for i, s in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         dash = ' stroke-dasharray="5 3"' if s.dashed else ""
@@ -115,18 +153,36 @@ def line_chart(
         )
         parts.extend(
             f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{color}">'
-            f"<title>{escape(s.label)}: {_fmt(x)}, {y:.4g}</title></circle>"
+            f"<title>{escape(s.label)}: {_x_text(x, x_time)}, {y:.4g}</title></circle>"
             for x, y in s.points
         )
-        label_w = 14 + 7 * len(s.label)
+        lx, row = legend[i]
+        ly = 30 + 16 * row
         parts.append(
-            f'<line x1="{legend_x}" x2="{legend_x + 14}" y1="{top - 14}" y2="{top - 14}" '
+            f'<line x1="{lx}" x2="{lx + 14}" y1="{ly - 4}" y2="{ly - 4}" '
             f'stroke="{color}" stroke-width="2"{dash}/>'
-            f'<text x="{legend_x + 18}" y="{top - 10}" class="legend">{escape(s.label)}</text>'
+            f'<text x="{lx + 18}" y="{ly}" class="legend">{escape(s.label)}</text>'
         )
-        legend_x += label_w + 18
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _legend_rows(labels: Sequence[str], start: float, end: float) -> list[tuple[float, int]]:
+    """(x, row) of each legend entry, wrapping to a new row when one would pass ``end``."""
+    placed, x, row = [], start, 0
+    for label in labels:
+        width = 32 + 6.5 * len(label)
+        if x > start and x + width > end:
+            x, row = start, row + 1
+        placed.append((x, row))
+        x += width
+    return placed
+
+
+def _x_text(x: float, x_time: bool) -> str:
+    if x_time:
+        return dt.datetime.fromtimestamp(x, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return _fmt(x)
 
 
 def bar_chart(

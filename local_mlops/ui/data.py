@@ -20,8 +20,11 @@ from botocore.exceptions import ClientError
 
 from local_mlops.config import Settings
 from local_mlops.errors import LocalMlopsError
+from local_mlops.serving.capture import CAPTURE_PREFIX
+from local_mlops.ui.jobs import Deploy, Deployments
 
 HISTORY_FILE = "history.json"  # written by the train entry point into output/data
+GROUND_TRUTH_PREFIX = "groundtruth"  # SageMaker's ground-truth records, by endpoint
 
 
 def parse_time(value: Any) -> dt.datetime | None:
@@ -58,17 +61,36 @@ class ObjectCache:
         self._blobs: dict[tuple[str, str], bytes | None] = {}
         self._lock = threading.Lock()
 
-    def documents(self, prefix: str) -> list[Any]:
-        """Every ``*.json`` document under ``prefix``, in key order."""
+    def listing(self, prefix: str, suffix: str = "") -> list[tuple[str, str]]:
+        """(key, ETag) of every object under ``prefix`` whose key ends with ``suffix``."""
         found = []
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
-                if obj["Key"].endswith(".json"):
+                if obj["Key"].endswith(suffix):
                     found.append((obj["Key"], obj.get("ETag", "")))
-        return [doc for key, etag in found if (doc := self._document(key, etag)) is not None]
+        return found
 
-    def _document(self, key: str, etag: str) -> Any:
+    def folders(self, prefix: str) -> list[str]:
+        """The names of the folders directly under ``prefix`` (which ends with ``/``)."""
+        names = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+            for common in page.get("CommonPrefixes", []):
+                names.append(common["Prefix"][len(prefix) :].rstrip("/"))
+        return names
+
+    def documents(self, prefix: str) -> list[Any]:
+        """Every ``*.json`` document under ``prefix``, in key order."""
+        return [doc for _, doc in self.keyed_documents(prefix)]
+
+    def keyed_documents(self, prefix: str, suffix: str = ".json") -> list[tuple[str, Any]]:
+        """(key, document) of every JSON document under ``prefix``, in key order."""
+        found = self.listing(prefix, suffix)
+        return [(key, doc) for key, etag in found if (doc := self.document(key, etag)) is not None]
+
+    def document(self, key: str, etag: str) -> Any:
+        """One JSON document, fetched again only when its ETag changed; None when unreadable."""
         with self._lock:
             cached = self._docs.get((self.bucket, key))
         if cached and cached[0] == etag:
@@ -81,6 +103,21 @@ class ObjectCache:
         with self._lock:
             self._docs[(self.bucket, key)] = (etag, doc)
         return doc
+
+    def line_count(self, key: str, etag: str) -> int:
+        """The number of non-empty lines of one object (JSON Lines), cached by ETag."""
+        with self._lock:
+            cached = self._docs.get((self.bucket, key))
+        if cached and cached[0] == etag:
+            return int(cached[1])
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError:
+            return 0
+        count = sum(1 for line in body.splitlines() if line.strip())
+        with self._lock:
+            self._docs[(self.bucket, key)] = (etag, count)
+        return count
 
     def blob(self, uri: str) -> bytes | None:
         """An object that never changes once written (reports, archives); None when missing."""
@@ -143,13 +180,14 @@ class RunView:
 class Dashboard:
     """The dashboard's reads and its one write (approval), over the local target's stores."""
 
-    def __init__(self, settings: Settings, target: Any) -> None:
+    def __init__(self, settings: Settings, target: Any, deploy: Deploy | None = None) -> None:
         self.settings = settings
         self.target = target
         self.runstore = target.runs
         self.registry = target.models
         s3 = target.session.s3_client
         self.cache = ObjectCache(s3, settings.bucket)
+        self.deployments = Deployments(settings, deploy)
 
     # runs
     def runs(self) -> list[RunView]:
@@ -212,9 +250,59 @@ class Dashboard:
             return {}
 
     def set_approval(self, version: int, status: str, reason: str = "") -> dict[str, Any]:
-        """Approve or reject a version, as ``local-mlops models approve|reject`` does."""
-        ref = f"{self.settings.model_package_group}/{version}"
-        return dict(self.registry.update_approval(ref, status, reason or None))
+        """Approve or reject a version with the CLI's own call (``models approve|reject``)."""
+        from local_mlops.targets import endpoints
+
+        self.package(version)  # a missing version is a 404 before anything changes
+        return endpoints.approve(self.settings, version, status, reason or None, _quiet)
+
+    def approve_and_deploy(self, version: int, reason: str = "") -> tuple[dict[str, Any], Any]:
+        """``models approve N``: approve, then deploy that version (on a thread)."""
+        if self.deployments.running():
+            busy = self.deployments.running()[0]
+            raise LocalMlopsError(
+                f"endpoint {busy.endpoint} is already being deployed (version {busy.version})",
+                "wait for that deployment to finish, then approve again",
+            )
+        package = self.set_approval(version, "Approved", reason)
+        return package, self.deployments.start(version)
+
+    # monitoring and labeling
+    def baseline_statistics(self, version: int | None) -> dict[str, Any]:
+        """The drift-check baseline statistics.json of ``version`` (else the newest Approved
+        version); empty when that version has none."""
+        packages = self.packages()
+        chosen = next((p for p in packages if p.get("ModelPackageVersion") == version), None)
+        chosen = chosen or next(
+            (p for p in packages if p.get("ModelApprovalStatus") == "Approved"), None
+        )
+        baselines = (chosen or {}).get("DriftCheckBaselines") or {}
+        uri = str(((baselines.get("ModelDataQuality") or {}).get("Statistics") or {}).get("S3Uri"))
+        body = self.cache.blob(uri) if uri.startswith("s3://") else None
+        try:
+            return dict(json.loads(body)) if body else {}
+        except ValueError:
+            return {}
+
+    def captures(self) -> list[dict[str, Any]]:
+        """Per endpoint: captured records and ground-truth labels (JSON Lines under
+        ``datacapture/ENDPOINT/`` and ``groundtruth/ENDPOINT/``)."""
+        rows = []
+        for endpoint in self.cache.folders(f"{CAPTURE_PREFIX}/"):
+            files = self.cache.listing(f"{CAPTURE_PREFIX}/{endpoint}/", ".jsonl")
+            labels = self.cache.listing(f"{GROUND_TRUTH_PREFIX}/{endpoint}/", ".jsonl")
+            captured = sum(self.cache.line_count(k, e) for k, e in files)
+            labeled = sum(self.cache.line_count(k, e) for k, e in labels)
+            rows.append(
+                {
+                    "endpoint": endpoint,
+                    "files": len(files),
+                    "captured": captured,
+                    "labeled": labeled,
+                    "waiting": max(0, captured - labeled),
+                }
+            )
+        return rows
 
     def _packages_by_execution(self) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -223,6 +311,10 @@ class Dashboard:
             if execution and execution not in found:
                 found[execution] = package
         return found
+
+
+def _quiet(_: str) -> None:
+    """The approval's progress lines: the page shows the result instead."""
 
 
 def _training_jobs(step: dict[str, Any]) -> list[str]:

@@ -1,33 +1,59 @@
-"""The dashboard in a real browser over a real local run: every page shows the run's figures,
-and Approve acts. Screenshots of each page land in test-artifacts/ui/."""
+"""The dashboard in a real browser over a real local run: every page shows the real figures,
+and Approve deploys (a real endpoint in the serving image, behind the real router), then deploys
+a second version blue/green. Screenshots of each page land in test-artifacts/ui/."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from PIL import Image
 
+from local_mlops import s3 as s3_helpers
 from local_mlops.config import Settings
+from local_mlops.devenv import dockerhost
 from local_mlops.pipeline import runner
 from local_mlops.s3 import ensure_bucket
+from local_mlops.serving import daemon, local
+from local_mlops.serving.fleet import ENDPOINT_LABEL, free_port
 from local_mlops.targets import open_target
 from local_mlops.ui.data import Dashboard
 from local_mlops.ui.server import DashboardServer
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
+from monitoring_reports import STAMPS, report  # noqa: E402  (in the monitoring job's format)
+
 pytestmark = [pytest.mark.docker, pytest.mark.ui]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+ENDPOINT = "ui-it-endpoint"
+DEPLOY_TIMEOUT_MS = 300_000
 
 
 @pytest.fixture(scope="module")
-def runs(runtime_image: str, s3: tuple[Settings, str]) -> tuple[Settings, runner.RunResult, str]:
-    """One run that registers a version, then one that fails the gate (served from the cache)."""
+def runs(
+    runtime_image: str, serving_image: str, s3: tuple[Settings, str]
+) -> Iterator[tuple[Settings, runner.RunResult, str]]:
+    """One run that registers a version, then one that fails the gate (served from the cache).
+    Endpoints it deploys get their own router port and name, and are removed afterwards."""
     base, url = s3
     settings = replace(
-        base, s3_endpoint=url, bucket="ui-it", backbone="mobilenet_v3_small", epochs=2
+        base,
+        s3_endpoint=url,
+        bucket="ui-it",
+        backbone="mobilenet_v3_small",
+        epochs=2,
+        endpoint_name=ENDPOINT,
+        router_port=free_port(),
+        deployment_bake_seconds=1.0,
+        endpoint_ping_timeout=240.0,
     )
     ensure_bucket(settings, url)
     params = {"Epochs": 2, "Backbone": "mobilenet_v3_small", "AccuracyThreshold": 0.0}
@@ -39,7 +65,12 @@ def runs(runtime_image: str, s3: tuple[Settings, str]) -> tuple[Settings, runner
         say=print,
     )
     assert failed.status == "Failed"
-    return settings, good, failed.execution_arn.rsplit("/", 1)[-1]
+    yield settings, good, failed.execution_arn.rsplit("/", 1)[-1]
+    for container in dockerhost.docker_client().containers.list(
+        all=True, filters={"label": f"{ENDPOINT_LABEL}={ENDPOINT}"}
+    ):
+        container.remove(force=True)
+    daemon.stop_router(settings)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +121,31 @@ def test_runs_page_and_run_page_show_the_real_run(
     shot(page, "compare")
 
 
-def test_registry_approve_button_approves_the_version(
+def approve_in_the_browser(page: Any, dashboard: str, version: int, name: str) -> None:
+    """Click Approve on a version's page and wait for its deployment to finish."""
+    page.goto(f"{dashboard}/models/{version}")
+    page.click("button[data-action=approve]")
+    page.wait_for_function(
+        "document.getElementById('approval-status').textContent.trim() === 'Approved'"
+    )
+    page.wait_for_function(
+        "['Succeeded', 'Failed'].includes(document.getElementById('deployment').dataset.state)",
+        timeout=DEPLOY_TIMEOUT_MS,
+    )
+    state = page.locator("#deployment .deploy-state").inner_text()
+    assert state.startswith("Deployed:"), page.locator("#deployment").inner_text()
+    assert f"serves version {version}" in state
+    assert page.locator("#deployment .deploy-log li").count() >= 3  # progress lines
+    shot(page, name)
+
+
+def digit_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), 0).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_registry_approve_button_deploys_the_version(
     page: Any, dashboard: str, runs: tuple[Settings, runner.RunResult, str]
 ) -> None:
     settings, good, _ = runs
@@ -100,12 +155,114 @@ def test_registry_approve_button_approves_the_version(
     page.click(f"#versions >> text=v{version}")
     assert page.locator("svg.heatmap rect").count() == 100  # 10 digit classes
     shot(page, "model")
-    page.click("button[data-action=approve]")
-    page.wait_for_function(
-        "document.getElementById('approval-status').textContent.trim() === 'Approved'"
-    )
+    approve_in_the_browser(page, dashboard, version, "model-approved")
     registry = open_target(settings, settings.s3_endpoint).models
     described = registry.describe(f"{settings.model_package_group}/{version}")
     assert described["ModelApprovalStatus"] == "Approved"
     assert re.search(r"Approved", page.locator("#approval-status").inner_text())
-    shot(page, "model-approved")
+    page.click("#deployment .deploy-state a")
+    page.wait_for_url(f"**/endpoints/{ENDPOINT}")
+    assert page.locator("#endpoint-version").inner_text() == f"v{version}"
+    assert page.locator("#endpoint-status").inner_text() == "InService"
+
+
+def test_endpoint_pages_show_traffic_and_a_blue_green_update(
+    page: Any, dashboard: str, runs: tuple[Settings, runner.RunResult, str]
+) -> None:
+    settings, good, _ = runs
+    version = int(good.model_package["ModelPackageVersion"]) if good.model_package else 0
+    runtime = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=local.runtime_url(settings),
+        region_name=settings.region,
+        **s3_helpers.FAKE_CREDENTIALS,
+    )
+    for _ in range(12):
+        reply = runtime.invoke_endpoint(
+            EndpointName=ENDPOINT, Body=digit_png(), ContentType="image/png"
+        )
+        assert "predictions" in json.loads(reply["Body"].read())
+    page.goto(f"{dashboard}/endpoints")
+    row = page.locator("#endpoints").inner_text()
+    assert ENDPOINT in row and "InService" in row and f"v{version}" in row
+    shot(page, "endpoints")
+    page.goto(f"{dashboard}/endpoints/{ENDPOINT}")
+    assert int(page.locator("#endpoint-requests").inner_text()) >= 12
+    for chart in ("request rate by version", "latency percentiles", "error rate"):
+        assert page.locator(f"svg[aria-label^='{chart}'] polyline").count() >= 1
+    shot(page, "endpoint")
+
+    # A second version of the same artifact, pending: approving it updates the endpoint.
+    registry = open_target(settings, settings.s3_endpoint).models
+    package = registry.describe(f"{settings.model_package_group}/{version}")
+    container = package["InferenceSpecification"]["Containers"][0]
+    second = registry.register(  # type: ignore[attr-defined]
+        settings.model_package_group,
+        model_data_url=container["ModelDataUrl"],
+        image=container["Image"],
+        metrics=package.get("Metrics"),
+    )
+    newer = int(second["ModelPackageVersion"])
+    approve_in_the_browser(page, dashboard, newer, "model-approved-update")
+    page.goto(f"{dashboard}/endpoints/{ENDPOINT}")
+    assert page.locator("#endpoint-version").inner_text() == f"v{newer}"
+    assert f"Version {version} → {newer}" in page.locator("#update").inner_text()
+    reply = runtime.invoke_endpoint(
+        EndpointName=ENDPOINT, Body=digit_png(), ContentType="image/png"
+    )
+    assert reply["InvokedProductionVariant"] == "AllTraffic"
+    shot(page, "endpoint-updated")
+
+
+def test_monitoring_and_labeling_pages_show_reports_and_captures(
+    page: Any, dashboard: str, runs: tuple[Settings, runner.RunResult, str]
+) -> None:
+    settings, _, _ = runs
+    # Reports in the monitoring job's format (docs/monitoring.md); the job itself lives with
+    # the monitoring code.
+    s3 = s3_helpers.s3_client(settings, settings.s3_endpoint)
+    for i, stamp in enumerate(STAMPS):
+        names = ("statistics.json", "constraint_violations.json", "summary.json")
+        for name, doc in zip(names, report(i, ENDPOINT), strict=True):
+            key = f"monitoring/{ENDPOINT}/{stamp}/{name}"
+            s3.put_object(Bucket=settings.bucket, Key=key, Body=json.dumps(doc))
+    page.goto(f"{dashboard}/monitoring")
+    page.click(f"#monitored >> text={ENDPOINT}")
+    page.wait_for_url(f"**/monitoring/{ENDPOINT}")
+    assert page.locator("#latest-violations").inner_text() == "2"
+    assert "brightness" in page.locator(".alert").inner_text()
+    assert page.locator("svg[aria-label^='drift distance'] polyline").count() >= 2
+    assert "exceeds threshold: 0.1" in page.locator("details.report").first.inner_text()
+    shot(page, "monitoring")
+
+    daemon.flush_router(settings)  # the router writes captured requests in batches
+    page.goto(f"{dashboard}/labeling")
+    row = page.locator("#captures").inner_text()
+    assert ENDPOINT in row and f"local-mlops label --from-capture {ENDPOINT}" in row
+    captured = int(page.locator("#captures tbody tr td.num").first.inner_text().split()[0])
+    assert captured >= 13  # every request above was captured (sampling 100%)
+    shot(page, "labeling")
+
+
+def test_pages_are_keyboard_reachable_and_fit_a_laptop_screen(
+    page: Any, dashboard: str, browser: Any
+) -> None:
+    page.goto(f"{dashboard}/runs")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    names = []
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        names.append(page.evaluate("document.activeElement.textContent.trim()"))
+    for section in ("Runs", "Registry", "Endpoints", "Monitoring", "Labeling"):
+        assert section in names
+    laptop = browser.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        for path in ("/runs", "/models", "/endpoints", f"/endpoints/{ENDPOINT}", "/labeling"):
+            laptop.goto(f"{dashboard}{path}")
+            overflow = laptop.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{path} scrolls sideways by {overflow} px"
+    finally:
+        laptop.close()

@@ -16,6 +16,7 @@ import pytest
 
 from local_mlops.config import Settings, load_settings
 from local_mlops.devenv.emulator import MotoServer
+from local_mlops.errors import LocalMlopsError
 from local_mlops.s3 import ensure_bucket
 from local_mlops.targets import open_target
 from local_mlops.ui import charts, views
@@ -150,7 +151,11 @@ def state() -> Iterator[tuple[Settings, Any]]:
 @pytest.fixture(scope="module")
 def ui(state: tuple[Settings, Any]) -> Iterator[str]:
     settings, target = state
-    with DashboardServer(Dashboard(settings, target)) as server:
+
+    def deploy(settings: Settings, say: Any, *, version: int, endpoint: str) -> dict[str, Any]:
+        raise LocalMlopsError("no Docker in this test", "the Docker tests deploy for real")
+
+    with DashboardServer(Dashboard(settings, target, deploy=deploy)) as server:
         yield server.url
 
 
@@ -210,7 +215,8 @@ def test_model_page_shows_metrics_confusion_matrix_and_lineage(ui: str) -> None:
 def test_approve_and_reject_act_on_the_registry(ui: str, state: tuple[Settings, Any]) -> None:
     _, target = state
     code, body = post(f"{ui}/api/models/1/approve", b"{}")
-    assert code == 200 and body["ModelApprovalStatus"] == "Approved"
+    assert code == 202 and body["ModelApprovalStatus"] == "Approved"
+    assert body["deployment"]["version"] == 1  # approving deploys, as `models approve` does
     assert target.models.describe(f"{GROUP}/1")["ModelApprovalStatus"] == "Approved"
     code, body = post(f"{ui}/api/models/1/reject", b"{}")
     assert code == 400 and "reason" in body["error"]

@@ -1,5 +1,6 @@
 // Live pages: while <main data-live="1">, re-render the page body every 2 s without a reload.
-// Approval buttons: a JSON POST, then the page body is refreshed to show the new state.
+// Approval buttons: a JSON POST, then the page body is refreshed to show the new state; an
+// approval starts a deployment, whose progress is polled until it ends.
 "use strict";
 (function () {
   const POLL_MS = 2000;
@@ -55,7 +56,58 @@
       }
       result.textContent = body.message || `Now ${body.ModelApprovalStatus}.`;
       await refresh();
+      if (body.deployment) startFollow(body.deployment.id);
     });
+    const section = document.getElementById("deployment");
+    if (section && section.dataset.id && section.dataset.state === "Running") startFollow(section.dataset.id);
+  }
+  let followed = null;
+  function startFollow(id) {
+    if (followed === id) return;
+    followed = id;
+    follow(id);
+  }
+  // A deployment started by Approve: poll its progress until it ends, then show the endpoint
+  // or the error with its fix.
+  async function follow(id) {
+    const section = document.getElementById("deployment");
+    if (!section) return;
+    section.hidden = false;
+    section.dataset.id = id;
+    const state = section.querySelector(".deploy-state");
+    const log = section.querySelector(".deploy-log");
+    const problem = section.querySelector(".deploy-error");
+    const response = await fetch(`/api/deployments/${id}`).catch(() => null);
+    const job = response && response.ok ? await response.json() : null;
+    if (!job) {
+      setTimeout(() => follow(id), POLL_MS);
+      return;
+    }
+    section.dataset.state = job.state;
+    log.replaceChildren(
+      ...job.lines.map((line) => {
+        const item = document.createElement("li");
+        const time = document.createElement("time");
+        time.textContent = line.time.slice(11, 19);
+        item.append(time, " " + line.text);
+        return item;
+      })
+    );
+    if (job.state === "Running") {
+      state.textContent = `Deploying version ${job.version} to ${job.endpoint}…`;
+      setTimeout(() => follow(id), 1000);
+    } else if (job.state === "Succeeded") {
+      const view = job.endpoint_view || {};
+      state.innerHTML = "";
+      const link = document.createElement("a");
+      link.href = `/endpoints/${encodeURIComponent(view.name || job.endpoint)}`;
+      link.textContent = `${view.name || job.endpoint} serves version ${view.version}`;
+      state.append("Deployed: ", link, ".");
+    } else {
+      state.textContent = `The deployment of version ${job.version} failed.`;
+      problem.hidden = false;
+      problem.textContent = job.error + (job.fix ? ` — fix: ${job.fix}` : "");
+    }
   }
   document.addEventListener("DOMContentLoaded", () => {
     bind();

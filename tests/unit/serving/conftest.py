@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from serving_fakes import FakeInstances, FolderBucket, RouterThread  # noqa: E402
+from serving_fakes import FakeInstances, FakeModel, FolderBucket, RouterThread  # noqa: E402
 
 from local_mlops.serving.capture import CaptureWriter  # noqa: E402
 from local_mlops.serving.router import Router  # noqa: E402
@@ -40,5 +40,12 @@ def router(store: EndpointStore, bucket: FolderBucket, tmp_path: Path) -> Iterat
 @pytest.fixture
 def instances() -> Iterator[FakeInstances]:
     fake = FakeInstances()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def model() -> Iterator[FakeModel]:
+    fake = FakeModel(1)
     yield fake
     fake.close()

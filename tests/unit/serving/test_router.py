@@ -13,13 +13,6 @@ from serving_fakes import FakeModel, RouterThread, one_fleet_endpoint, runtime
 from local_mlops.serving import state as st
 
 
-@pytest.fixture
-def model() -> FakeModel:
-    fake = FakeModel(1)
-    yield fake
-    fake.close()
-
-
 def test_boto3_invoke_endpoint_forwards_headers_and_reports_the_variant(
     store: st.EndpointStore, router: RouterThread, model: FakeModel
 ) -> None:
