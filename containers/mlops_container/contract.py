@@ -18,6 +18,11 @@ BIND_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 TORCH_HOME_ENV = "TORCH_HOME"
 RUN_AS_ENV = "MLOPS_RUN_AS"  # set by the image: the user its entry points drop root to
+# Multi-instance training (distributed.py): where the leader listens, how long to wait.
+DIST_PORT_ENV = "MLOPS_DIST_PORT"
+DIST_MASTER_ADDR_ENV = "MLOPS_DIST_MASTER_ADDR"  # default: the first host's name
+DIST_TIMEOUT_ENV = "MLOPS_DIST_TIMEOUT_SECONDS"  # every collective
+RENDEZVOUS_TIMEOUT_ENV = "MLOPS_RENDEZVOUS_TIMEOUT_SECONDS"  # all hosts joining
 # Serving (SageMaker's names first, then the server's own knobs).
 CUSTOM_ATTRIBUTES_HEADER = "x-amzn-sagemaker-custom-attributes"
 MAX_BATCH_ENV = "MLOPS_MAX_BATCH_SIZE"
@@ -35,9 +40,13 @@ DEFAULT_PORT = 8080
 DEFAULT_MAX_PAYLOAD_MB = 6
 DEFAULT_MAX_BATCH = 32
 DEFAULT_READ_TIMEOUT_SECONDS = 10.0
+DEFAULT_DIST_PORT = 29500
+DEFAULT_DIST_TIMEOUT_SECONDS = 60.0
+DEFAULT_RENDEZVOUS_TIMEOUT_SECONDS = 120.0
 
 # Paths relative to the base directory.
 HYPERPARAMETERS_PATH = "input/config/hyperparameters.json"
+RESOURCE_CONFIG_PATH = "input/config/resourceconfig.json"  # current_host, hosts
 INPUT_DATA_PATH = "input/data"
 MODEL_PATH = "model"
 OUTPUT_PATH = "output"

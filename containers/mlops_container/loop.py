@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .distributed import Group
 from .hyperparameters import Hyperparameters
 from .models import head_prefix
 
@@ -57,14 +58,25 @@ def run_epoch(
     data: Split,
     hp: Hyperparameters,
     generator: torch.Generator,
+    group: Group | None = None,
 ) -> tuple[float, float, float]:
-    """One pass over shuffled train batches; returns (loss, accuracy, images/s)."""
+    """One pass over shuffled train batches; returns (loss, accuracy, images/s).
+
+    With several ranks (``group``), every rank draws the same shuffled order (same seeded
+    generator), takes ``order[rank::world]`` and batches of ``batch_size // world``, so the
+    effective batch is unchanged; ``model`` is then the DDP wrapper, which averages gradients.
+    Loss, accuracy and images/s are summed over the ranks: every rank returns the same figures.
+    """
+    rank, world = (group.rank, group.world) if group else (0, 1)
     model.train()
     started = time.perf_counter()
     order = torch.randperm(len(data.labels), generator=generator)
+    if world > 1:  # equal shards, so every rank runs the same number of steps
+        order = order[: len(order) - len(order) % world][rank::world]
+    batch_size = max(1, hp.batch_size // world)
     total_loss, correct = 0.0, 0
-    for start in range(0, len(order), hp.batch_size):
-        index = order[start : start + hp.batch_size]
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
         inputs = augment_batch(data.images[index].float().div_(255), hp.augment, generator)
         targets = data.labels[index]
         optimizer.zero_grad(set_to_none=True)
@@ -76,21 +88,32 @@ def run_epoch(
         correct += int((logits.argmax(1) == targets).sum())
     seconds = time.perf_counter() - started
     count = len(order)
+    if group is not None and world > 1:
+        total_loss, summed_correct, summed_count = group.sum([total_loss, correct, count])
+        correct, count = int(summed_correct), int(summed_count)
+        seconds = group.maximum(seconds)
+    count = max(count, 1)
     return total_loss / count, correct / count, count / max(seconds, 1e-9)
 
 
 @torch.inference_mode()
-def evaluate_split(model: nn.Module, data: Split) -> tuple[float, float]:
-    """Mean loss and accuracy on a split, in eval mode."""
+def evaluate_split(model: nn.Module, data: Split, group: Group | None = None) -> tuple[float, float]:
+    """Mean loss and accuracy on a split, in eval mode (each rank scores its shard, summed)."""
+    rank, world = (group.rank, group.world) if group else (0, 1)
     model.eval()
+    images, labels = data.images[rank::world], data.labels[rank::world]
     total_loss, correct = 0.0, 0
-    for start in range(0, len(data.labels), EVAL_BATCH):
-        inputs = data.images[start : start + EVAL_BATCH].float().div_(255)
-        targets = data.labels[start : start + EVAL_BATCH]
+    for start in range(0, len(labels), EVAL_BATCH):
+        inputs = images[start : start + EVAL_BATCH].float().div_(255)
+        targets = labels[start : start + EVAL_BATCH]
         logits = model(inputs)
         total_loss += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
         correct += int((logits.argmax(1) == targets).sum())
-    return total_loss / len(data.labels), correct / len(data.labels)
+    count = len(labels)
+    if group is not None and world > 1:
+        total_loss, summed_correct, summed_count = group.sum([total_loss, correct, count])
+        correct, count = int(summed_correct), int(summed_count)
+    return total_loss / count, correct / count
 
 
 def make_optimizer(model: nn.Module, hp: Hyperparameters) -> torch.optim.Optimizer:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from . import checkpoints, contract, hyperparameters, onnx_export
+from .distributed import Cluster, Group, read_cluster
 from .errors import UserError, exit_now, run_entrypoint
 from .hyperparameters import Hyperparameters
 from .loop import (
@@ -159,7 +161,7 @@ def format_metrics(epoch: int, epochs: int, m: dict[str, float]) -> str:
 
 
 def configure_torch(seed: int) -> None:
-    """Threads = CPUs, deterministic kernels, seeded global RNGs."""
+    """Threads = CPUs given to this container, deterministic kernels, seeded global RNGs."""
     torch.set_num_threads(contract.num_cpus())
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
@@ -204,9 +206,52 @@ def restore(
     return Progress(state["epoch"], state["history"], state["best"], state["best_weights"])
 
 
-def train(hp: Hyperparameters, paths: JobPaths) -> dict[str, Any]:
-    """Train (resuming when a checkpoint exists), write the artifact; return final metrics."""
+def start_state(
+    group: Group, paths: JobPaths, hp: Hyperparameters, num_classes: int
+) -> dict[str, Any] | None:
+    """The checkpoint to resume from: the leader's, broadcast so every rank starts equal."""
+    if group.world == 1:
+        return resume_state(paths, hp, num_classes)
+    problem, state = "", None
+    if group.is_leader:
+        try:
+            state = resume_state(paths, hp, num_classes)
+        except UserError as error:
+            problem = str(error)
+    with group.guard("receiving the leader's checkpoint"):
+        problem, state = group.broadcast_object((problem, state))
+    if problem:
+        raise UserError(problem)
+    if state is not None and not group.is_leader:
+        checkpoints.restore_rng(state["rng"])
+    return state  # type: ignore[no-any-return]
+
+
+def train(hp: Hyperparameters, paths: JobPaths, cluster: Cluster | None = None) -> dict[str, Any]:
+    """Train (resuming when a checkpoint exists), write the artifact; return final metrics.
+
+    With several hosts every rank trains its shard and only the leader (rank 0) writes the
+    checkpoints, the artifact, metrics.json and history.json, and prints the metric lines.
+    """
     configure_torch(hp.seed)
+    group = Group(cluster or Cluster())
+    group.start()
+    try:
+        with group.guard("training"):
+            final = _train(hp, paths, group)
+        with group.guard("waiting for the leader to write the model"):
+            group.barrier()
+    finally:
+        group.close()
+    if group.world > 1:
+        # Done: local mode stops every container once one exits; that stop is not a failure.
+        signal.signal(signal.SIGTERM, lambda *_: exit_now(0))
+        if not group.is_leader:
+            print(f"host {group.cluster.current_host}: done; the leader wrote the model", flush=True)
+    return final
+
+
+def _train(hp: Hyperparameters, paths: JobPaths, group: Group) -> dict[str, Any]:
     train_data = load_split(paths.train, contract.TRAIN_CHANNEL)
     val_data = load_split(paths.validation, contract.VALIDATION_CHANNEL)
     classes, norm = read_meta(paths.train, train_data)
@@ -214,19 +259,24 @@ def train(hp: Hyperparameters, paths: JobPaths) -> dict[str, Any]:
     model = build_model(hp.backbone, len(classes), image_size, norm["mean"], norm["std"])
     optimizer = make_optimizer(model, hp)
     scheduler = make_scheduler(optimizer, hp.epochs)
-    state = resume_state(paths, hp, len(classes))
+    state = start_state(group, paths, hp, len(classes))
     if state is None:
         initial_weights(model, hp, paths)
         progress = Progress(best_weights=copy.deepcopy(model.state_dict()))
     else:
         progress = restore(state, model, optimizer, scheduler)
     started = time.perf_counter()
+    net, trainable = model, None
     for epoch in range(progress.epoch + 1, hp.epochs + 1):
-        set_backbone_trainable(model, hp.backbone, trainable=epoch > hp.freeze_epochs)
+        unfrozen = epoch > hp.freeze_epochs
+        set_backbone_trainable(model, hp.backbone, trainable=unfrozen)
+        if trainable != unfrozen:  # DDP covers the parameters that are trainable now
+            trainable, net = unfrozen, group.wrap(model)
         generator = torch.Generator().manual_seed(hp.seed * 100_003 + epoch)
-        loss, accuracy, speed = run_epoch(model, optimizer, train_data, hp, generator)
+        loss, accuracy, speed = run_epoch(net, optimizer, train_data, hp, generator, group)
         scheduler.step()
-        val_loss, val_accuracy = evaluate_split(model, val_data)
+        group.sync_buffers(model)
+        val_loss, val_accuracy = evaluate_split(model, val_data, group)
         metrics = {
             "epoch": epoch,
             "train_loss": loss,
@@ -235,11 +285,13 @@ def train(hp: Hyperparameters, paths: JobPaths) -> dict[str, Any]:
             "val_accuracy": val_accuracy,
             "images_per_sec": speed,
         }
-        print(format_metrics(epoch, hp.epochs, metrics), flush=True)
         progress.epoch = epoch
         progress.history.append(metrics)
         if val_accuracy > progress.best["val_accuracy"]:
             progress.best, progress.best_weights = metrics, copy.deepcopy(model.state_dict())
+        if not group.is_leader:
+            continue
+        print(format_metrics(epoch, hp.epochs, metrics), flush=True)
         checkpoints.save(paths.checkpoints, {
             "epoch": epoch, "architecture": hp.backbone, "num_classes": len(classes),
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -249,9 +301,12 @@ def train(hp: Hyperparameters, paths: JobPaths) -> dict[str, Any]:
         })  # fmt: skip
     if not progress.history:
         raise UserError("no epoch ran and no checkpoint holds a trained model")
+    if not group.is_leader:
+        return progress.best
     data_meta = {"classes": classes, "image_size": image_size, "normalization": norm}
     seconds = time.perf_counter() - started
-    return finish(model, progress, hp, paths, data_meta, seconds, val_data.images)
+    meta = {**data_meta, "instances": group.world}
+    return finish(model, progress, hp, paths, meta, seconds, val_data.images)
 
 
 def finish(
@@ -319,7 +374,7 @@ def _job(argv: Sequence[str] | None) -> None:
         args.hyperparameters,
     )
     print(f"hyperparameters {json.dumps(asdict(hp), sort_keys=True)}", flush=True)
-    train(hp, paths)
+    train(hp, paths, read_cluster())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
