@@ -92,6 +92,7 @@ def _summary(result: runner.RunResult) -> Table:
     )
     table.add_row("execution", result.execution_arn)
     table.add_row("wall time", f"{result.seconds:.1f} s")
+    table.add_row("training instances", str(result.instance_count))
     for name in ("accuracy", "macro_f1", "weighted_f1"):
         if name in result.metrics:
             table.add_row(name, f"{result.metrics[name]:.4f}")
@@ -165,6 +166,11 @@ def run(
     max_parallel_jobs: int = typer.Option(2, "--max-parallel-jobs", help="Tuning: jobs at once."),
     strategy: str = typer.Option("Bayesian", "--strategy", help="Tuning: Bayesian or Random."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-run every step."),
+    instance_count: int = typer.Option(
+        1,
+        "--instance-count",
+        help="Training instances (1 to 8; torch.distributed across them; tuning trials too).",
+    ),
     epochs: int = typer.Option(None, "--epochs", help="Training epochs."),
     backbone: str = typer.Option(None, "--backbone", help="resnet18 or mobilenet_v3_small."),
     learning_rate: float = typer.Option(
@@ -189,7 +195,7 @@ def run(
 ) -> None:
     """Run the pipeline: validate, preprocess, train or tune, evaluate, gate, register.
 
-    Example: local-mlops run --local --epochs 5
+    Example: local-mlops run --local --epochs 5 --instance-count 2
     """
     from local_mlops.pipeline import hyperparameters, runner, steps
     from local_mlops.targets import kind_of
@@ -221,9 +227,11 @@ def run(
             "Backbone": settings.backbone,
             "LearningRate": settings.learning_rate,
             "AccuracyThreshold": settings.accuracy_threshold,
+            "TrainingInstanceCount": instance_count,
         },
     )
     # Bad values fail here, before the emulator, the import or any container starts.
+    hyperparameters.check_instance_count(instance_count)
     hyperparameters.check_run(settings, options.parameters)
     if kind_of(settings).costs_money:
         from local_mlops.cli.cloud_preflight import confirm_cloud_run

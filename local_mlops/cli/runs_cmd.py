@@ -99,6 +99,7 @@ def describe(
         f"[bold]{record['ExecutionId']}[/bold]  {record.get('Status')}  "
         f"{record.get('FailureReason') or ''}"
     )
+    out.print(f"training instances: {instance_count(record)}")
     table = Table("step", "type", "status", "duration", "attempts", "cache", "note")
     for step in record.get("Steps", []):
         table.add_row(
@@ -111,6 +112,15 @@ def describe(
             str(step.get("FailureReason") or "")[:120],
         )
     out.print(table)
+
+
+def instance_count(record: dict) -> int:
+    """Training hosts of the run (its TrainingInstanceCount; 1, the default, when not passed)."""
+    value = (record.get("Parameters") or {}).get("TrainingInstanceCount", 1)
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return 1
 
 
 def cache_note(step: dict) -> str:

@@ -72,7 +72,7 @@ def dataset_uri(settings: Settings) -> str:
     return datasets.dataset_uri(settings, settings.dataset)
 
 
-def build_parameters(settings: Settings, target: Target) -> dict[str, Any]:
+def build_parameters(settings: Settings, target: Target, instance_count: int = 1) -> dict[str, Any]:
     """The pipeline's parameters; each can be overridden per execution."""
     params = [
         ParameterString("InputData", default_value=dataset_uri(settings)),
@@ -84,6 +84,8 @@ def build_parameters(settings: Settings, target: Target) -> dict[str, Any]:
         ParameterFloat("AccuracyThreshold", default_value=settings.accuracy_threshold),
         ParameterString("ProcessingInstanceType", default_value=target.processing_instance_type),
         ParameterString("TrainingInstanceType", default_value=target.training_instance_type),
+        # Training hosts (torch.distributed across them; tuning trials too): `run --instance-count`.
+        ParameterInteger("TrainingInstanceCount", default_value=instance_count),
         ParameterString("ModelApprovalStatus", default_value=settings.approval_status),
     ]
     return {p.name: p for p in params}
@@ -115,13 +117,16 @@ def build_pipeline(
     strategy: str = "Bayesian",
     spot: bool = False,
     pretrained_uri: str = "",
+    instance_count: int = 1,
 ) -> Pipeline:
     """The whole graph, for either target.
 
     ``pretrained_uri`` (a state dict in S3, see weights.py) adds the training job's
     ``pretrained`` channel: the backbone starts from it and the head trains alone for one epoch.
+    ``instance_count`` is the default of ``TrainingInstanceCount``: the training job's (and every
+    tuning trial's) hosts, which train together with torch.distributed (see the image's train).
     """
-    p = build_parameters(settings, target)
+    p = build_parameters(settings, target, instance_count)
     cache_config = CacheConfig(enable_caching=cache, expire_after="P30D")
     retry = [
         SageMakerJobStepRetryPolicy(
@@ -172,7 +177,7 @@ def build_pipeline(
     estimator = Estimator(
         image_uri=target.image_uri,
         role=target.role_arn,
-        instance_count=1,
+        instance_count=p["TrainingInstanceCount"],
         instance_type=p["TrainingInstanceType"],
         output_path=f"{prefix}/models",
         sagemaker_session=target.session,

@@ -61,6 +61,8 @@ ALLOWED: dict[str, Allowed] = {
     "augment": Allowed(str, choices=("none", "light", "flip")),
 }
 THRESHOLD = Allowed(float, 0.0, 1.0)
+# Training hosts per job (locally: containers on this machine, sharing its cores).
+INSTANCE_COUNT = Allowed(int, 1, 8)
 
 # Settings that become hyperparameters or gate values, with the `run` flag that sets each.
 FLAGS = {
@@ -76,7 +78,10 @@ PARAMETERS = {
     "LearningRate": "learning_rate",
     "BatchSize": "batch_size",
     "AccuracyThreshold": "accuracy_threshold",
+    "TrainingInstanceCount": "instance_count",
 }
+# Pipeline parameters that are no setting: the `run` flag that sets each.
+PARAMETER_FLAGS = {"instance_count": "--instance-count"}
 
 
 def _number(value: float) -> str:
@@ -84,12 +89,14 @@ def _number(value: float) -> str:
 
 
 def _rule(name: str) -> Allowed:
+    if name == "instance_count":
+        return INSTANCE_COUNT
     return THRESHOLD if name == "accuracy_threshold" else ALLOWED[name]
 
 
 def _refuse(name: str, value: Any, origin: str, problem: str) -> LocalMlopsError:
     rule = _rule(name)
-    flag = FLAGS.get(name, name)
+    flag = FLAGS.get(name) or PARAMETER_FLAGS.get(name, name)
     return LocalMlopsError(
         f"{flag} {value} ({origin}) {problem}: it must be {rule.describe()}",
         f"pass {flag} with {rule.describe()}",
@@ -112,3 +119,10 @@ def check_run(settings: Settings, parameters: Mapping[str, Any] | None = None) -
         problem = _rule(setting).problem(value)
         if problem:
             raise _refuse(setting, value, f"pipeline parameter {parameter}", problem)
+
+
+def check_instance_count(value: Any) -> None:
+    """Refuse a ``--instance-count`` outside 1..8 before anything starts."""
+    problem = INSTANCE_COUNT.problem(value)
+    if problem:
+        raise _refuse("instance_count", value, "the flag", problem)

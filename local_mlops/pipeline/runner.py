@@ -21,6 +21,7 @@ from local_mlops.devenv.emulator import s3_endpoint
 from local_mlops.pipeline import datasets, hyperparameters, weights
 from local_mlops.targets import Target, open_target
 
+INSTANCE_COUNT = "TrainingInstanceCount"  # the graph's parameter (graph.build_parameters)
 StepEvent = Callable[[str, str, str, dict[str, Any]], None]
 
 for noisy in ("sagemaker", "sagemaker.config", "botocore.credentials"):
@@ -54,6 +55,7 @@ class RunResult:
     model_package: dict[str, Any] | None = None
     tuning: dict[str, Any] | None = None
     evaluation_uri: str = ""  # the Evaluate step's report (evaluation.json) in S3
+    instance_count: int = 1  # training hosts per training job (TrainingInstanceCount)
 
     @property
     def succeeded(self) -> bool:
@@ -78,6 +80,7 @@ def build_for(settings: Settings, target: Target, options: RunOptions) -> Any:
         strategy=options.strategy,
         spot=options.spot,
         pretrained_uri=options.pretrained_uri,
+        instance_count=int(options.parameters.get(INSTANCE_COUNT, 1)),
     )
 
 
@@ -121,7 +124,8 @@ def run(
             if stopped is not None:
                 raise stopped
         steps = target.wait(execution, [s.name for s in pipeline.steps], say, on_step_event)
-        return _result(settings, target, execution, started, steps)
+        result = _result(settings, target, execution, started, steps)
+        return replace(result, instance_count=int(options.parameters.get(INSTANCE_COUNT, 1)))
 
 
 def _import_sdk_meanwhile() -> threading.Thread:

@@ -123,6 +123,17 @@ class CloudRunStore:
             )
         except (BotoCoreError, ClientError) as exc:
             record["StepsUnavailable"] = brief_error(exc)
+        try:
+            record["Parameters"] = {
+                p["Name"]: p["Value"]
+                for p in _pages(
+                    self.client.list_pipeline_parameters_for_execution,
+                    "PipelineParameters",
+                    PipelineExecutionArn=arn,
+                )
+            }
+        except (BotoCoreError, ClientError):
+            record["Parameters"] = {}
         return record
 
 

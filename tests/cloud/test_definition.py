@@ -35,3 +35,36 @@ def test_cloud_definition_uses_the_ecr_image() -> None:
     # validate, preprocess, evaluate, train, and the model in register + create
     assert len(images) >= 6
     assert set(images) == {f"{ECR}:{__version__}", f"{SERVING_ECR}:{__version__}"}
+
+
+def _definition(target: str, **kwargs: Any) -> dict[str, Any]:
+    settings = load_settings({"target": target}, environ={})
+    pipeline = graph.build_pipeline(settings, targets.definition_session(settings), **kwargs)
+    return json.loads(pipeline.definition())  # type: ignore[no-any-return]
+
+
+def _without_session_values(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition with the values only the session sets (instance types) made equal."""
+    for parameter in definition["Parameters"]:
+        if parameter["Name"] in ("ProcessingInstanceType", "TrainingInstanceType"):
+            parameter["DefaultValue"] = "<instance type>"
+    return definition
+
+
+def test_two_instance_cloud_definition_matches_the_local_one() -> None:
+    for tune in (False, True):
+        cloud = _definition("cloud", instance_count=2, tune=tune)
+        local = _definition("local", instance_count=2, tune=tune)
+        assert _without_session_values(cloud) == _without_session_values(local)
+        count = next(p for p in cloud["Parameters"] if p["Name"] == "TrainingInstanceCount")
+        assert count == {"Name": "TrainingInstanceCount", "Type": "Integer", "DefaultValue": 2}
+        fit = cloud["Steps"][2]["Arguments"]
+        resources = (
+            fit["TrainingJobDefinition"]["HyperParameterTuningResourceConfig"]
+            if tune
+            else fit["ResourceConfig"]
+        )
+        assert resources["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
+    # The default stays one instance.
+    one = _definition("cloud")
+    assert {"Name": "TrainingInstanceCount", "Type": "Integer", "DefaultValue": 1} in one["Parameters"]

@@ -74,6 +74,14 @@ def test_the_tuning_ranges_lie_inside_the_allowed_values() -> None:
             ["--threshold", "1.5"],
             "--threshold 1.5 (the flag) is out of range: it must be a number from 0 to 1",
         ),
+        (
+            ["--instance-count", "9"],
+            "--instance-count 9 (the flag) is out of range: it must be an integer from 1 to 8",
+        ),
+        (
+            ["--instance-count", "0"],
+            "--instance-count 0 (the flag) is out of range: it must be an integer from 1 to 8",
+        ),
     ],
 )
 def test_run_refuses_bad_values_before_anything_starts(args: list[str], expected: str) -> None:
@@ -97,6 +105,8 @@ def test_the_library_refuses_bad_pipeline_parameters() -> None:
     settings = load_settings(environ={})
     with pytest.raises(LocalMlopsError, match="pipeline parameter Epochs"):
         runner.run(settings, runner.RunOptions(parameters={"Epochs": 0}))
+    with pytest.raises(LocalMlopsError, match="--instance-count 12 .pipeline parameter Training"):
+        runner.run(settings, runner.RunOptions(parameters={"TrainingInstanceCount": 12}))
 
 
 def fake_run(seen: dict[str, Any]) -> Any:
@@ -126,3 +136,12 @@ def test_learning_rate_flag_reaches_the_run_and_errors_get_their_own_line(
     assert error_line.startswith("error: "), lines
     border = lines[lines.index(error_line) - 1]
     assert border.startswith("└") or border.strip() == "", lines
+
+
+def test_instance_count_flag_reaches_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(runner, "run", fake_run(seen))
+    assert cli.invoke(app, ["run", "--instance-count", "2"]).exit_code == 1
+    assert seen["options"].parameters["TrainingInstanceCount"] == 2
+    assert cli.invoke(app, ["run"]).exit_code == 1
+    assert seen["options"].parameters["TrainingInstanceCount"] == 1

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sagemaker.local.entities import _LocalProcessingJob, _LocalTrainingJob
@@ -29,6 +29,9 @@ from local_mlops.targets.localmode.retry import Failure
 from local_mlops.targets.localmode.runs import EXECUTION_LABEL, ExtendedLocalPipeline
 
 logger = logging.getLogger(__name__)
+
+# What the image reads for its thread count (containers/mlops_container/contract.py).
+NUM_CPUS_ENV = "SM_NUM_CPUS"
 
 WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
 
@@ -52,16 +55,27 @@ def inspect_job_containers(outcome: JobOutcome) -> None:
     for container_id in ids:
         state = _docker("inspect", "-f", "{{.State.ExitCode}} {{.State.OOMKilled}}", container_id)
         parts = state.split()
+        code = int(parts[0]) if len(parts) == 2 else 0
         if len(parts) == 2:
-            code = int(parts[0])
-            if outcome.exit_code in (None, 0):
-                outcome.exit_code = code
+            if outcome.exit_code in (None, 0) or code >= SIGNAL_EXIT:
+                outcome.exit_code = code or outcome.exit_code  # a killed host wins (lost instance)
             outcome.oom_killed = outcome.oom_killed or parts[1] == "true"
         done = subprocess.run(
             ["docker", "logs", container_id], capture_output=True, text=True, timeout=30
         )
-        logs.append((done.stdout + done.stderr).replace("\r\n", "\n").replace("\r", "\n"))
-    outcome.log = "".join(logs)
+        text = (done.stdout + done.stderr).replace("\r\n", "\n").replace("\r", "\n")
+        logs.append((_log_order(code), text))
+    # Several hosts: the log of the one that said why it failed (exit 1 or 2) comes last, so the
+    # failure's log tail ends with the reason rather than with a killed host's last epoch.
+    outcome.log = "".join(text for _, text in sorted(logs, key=lambda pair: pair[0]))
+
+
+SIGNAL_EXIT = 128
+
+
+def _log_order(code: int) -> int:
+    """Succeeded hosts first, then hosts killed by a signal, then hosts that failed with a reason."""
+    return 0 if code == 0 else 1 if code >= SIGNAL_EXIT else 2
 
 
 class ExtendedLocalSagemakerClient(LocalSagemakerClient):
@@ -82,15 +96,20 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
         self.parallel_jobs = 1
         self.on_wait: Callable[[str], None] | None = None
 
-    def _cores(self, job_name: str) -> contextlib.AbstractContextManager[None]:
-        """Hold this job's share of the core budget while it runs (nothing without a budget)."""
+    @contextlib.contextmanager
+    def _cores(self, job_name: str) -> Iterator[int]:
+        """Hold this job's share of the core budget while it runs; yields how many cores it
+        holds (0 without a budget). One hold per job, however many containers (hosts) it runs."""
         budget = getattr(self.sagemaker_session, "core_budget", None)
         if budget is None:
-            return contextlib.nullcontext()
+            yield 0
+            return
         local = (getattr(self.sagemaker_session, "config", None) or {}).get("local") or {}
         labels = (local.get("container_config") or {}).get("labels") or {}
         holder = {"execution": labels.get(EXECUTION_LABEL, ""), "job": job_name}
-        return budget.hold(budget.cores_for(self.parallel_jobs), holder, self.on_wait)  # type: ignore[no-any-return]
+        cores = budget.cores_for(self.parallel_jobs)
+        with budget.hold(cores, holder, self.on_wait):
+            yield min(cores, budget.total)
 
     # per-thread "what did the last job do", read by the step machinery after a step attempt
     def take_last_outcome(self) -> JobOutcome | None:
@@ -144,13 +163,16 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
             container.container_arguments = AlgorithmSpecification["ContainerArguments"]
         training_job = _LocalTrainingJob(container)
         outcome = JobOutcome(TrainingJobName, None)
+        hosts = int(ResourceConfig["InstanceCount"])
         try:
-            with self._cores(TrainingJobName):
+            with self._cores(TrainingJobName) as cores:
+                # The job's cores are shared by its containers (hosts) on this one machine.
+                threads = {NUM_CPUS_ENV: str(max(1, cores // hosts))} if cores else {}
                 training_job.start(
                     InputDataConfig or [],
                     OutputDataConfig,
                     kwargs.get("HyperParameters", {}),
-                    Environment or {},
+                    {**threads, **(Environment or {})},
                     TrainingJobName,
                 )
         except Exception as error:  # the SDK raises bare RuntimeError/ValueError: classify all
