@@ -237,4 +237,3 @@ class Group:
             with contextlib.suppress(RuntimeError):
                 dist.destroy_process_group()
             self.started = False
-

@@ -97,7 +97,9 @@ def run_epoch(
 
 
 @torch.inference_mode()
-def evaluate_split(model: nn.Module, data: Split, group: Group | None = None) -> tuple[float, float]:
+def evaluate_split(
+    model: nn.Module, data: Split, group: Group | None = None
+) -> tuple[float, float]:
     """Mean loss and accuracy on a split, in eval mode (each rank scores its shard, summed)."""
     rank, world = (group.rank, group.world) if group else (0, 1)
     model.eval()

@@ -247,7 +247,9 @@ def train(hp: Hyperparameters, paths: JobPaths, cluster: Cluster | None = None) 
         # Done: local mode stops every container once one exits; that stop is not a failure.
         signal.signal(signal.SIGTERM, lambda *_: exit_now(0))
         if not group.is_leader:
-            print(f"host {group.cluster.current_host}: done; the leader wrote the model", flush=True)
+            print(
+                f"host {group.cluster.current_host}: done; the leader wrote the model", flush=True
+            )
     return final
 
 
@@ -266,7 +268,8 @@ def _train(hp: Hyperparameters, paths: JobPaths, group: Group) -> dict[str, Any]
     else:
         progress = restore(state, model, optimizer, scheduler)
     started = time.perf_counter()
-    net, trainable = model, None
+    net: nn.Module = model
+    trainable: bool | None = None
     for epoch in range(progress.epoch + 1, hp.epochs + 1):
         unfrozen = epoch > hp.freeze_epochs
         set_backbone_trainable(model, hp.backbone, trainable=unfrozen)

@@ -67,4 +67,6 @@ def test_two_instance_cloud_definition_matches_the_local_one() -> None:
         assert resources["InstanceCount"] == {"Get": "Parameters.TrainingInstanceCount"}
     # The default stays one instance.
     one = _definition("cloud")
-    assert {"Name": "TrainingInstanceCount", "Type": "Integer", "DefaultValue": 1} in one["Parameters"]
+    assert {"Name": "TrainingInstanceCount", "Type": "Integer", "DefaultValue": 1} in one[
+        "Parameters"
+    ]

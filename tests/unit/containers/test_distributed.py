@@ -139,9 +139,7 @@ def test_killed_peer_fails_the_survivor_with_the_reason(tmp_path: Path, prepared
 
 
 def test_missing_peer_fails_the_rendezvous_with_the_reason(tmp_path: Path, prepared: Path) -> None:
-    hosts = start_hosts(
-        tmp_path, prepared, HP, HOSTS, MLOPS_RENDEZVOUS_TIMEOUT_SECONDS="3"
-    )
+    hosts = start_hosts(tmp_path, prepared, HP, HOSTS, MLOPS_RENDEZVOUS_TIMEOUT_SECONDS="3")
     hosts["algo-2"][1].kill()  # the second host never joins
     leader, process = hosts["algo-1"]
     assert process.wait(timeout=60) == 2

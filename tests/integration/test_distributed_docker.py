@@ -1,0 +1,127 @@
+"""Two training instances through local mode on digits: two containers, one model, lost hosts."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from local_mlops.config import Settings
+from local_mlops.devenv.processes import EXECUTION_LABEL
+from local_mlops.pipeline import graph, runner
+from local_mlops.s3 import s3_client
+
+pytestmark = pytest.mark.docker
+
+
+class TrainingContainers(threading.Thread):
+    """Watches the training containers of our image while a run goes: their last status, and
+    (``kill_after``) kills each new ``algo-2`` once the job's leader printed that epoch."""
+
+    def __init__(self, image: str, kill_after: str = "") -> None:
+        super().__init__(daemon=True)
+        self.image, self.kill_after = image, kill_after
+        self.status: dict[str, str] = {}  # container name -> docker status
+        self.killed: dict[str, float] = {}  # container name -> monotonic time of the kill
+        self.done = threading.Event()
+
+    def _containers(self) -> list[tuple[str, str, str]]:
+        listing = subprocess.run(
+            ["docker", "ps", "-a", "--filter", f"ancestor={self.image}", "--filter",
+             f"label={EXECUTION_LABEL}", "--format", "{{.Names}}\t{{.Command}}\t{{.Status}}"],
+            capture_output=True, text=True, timeout=30, check=False,
+        ).stdout  # fmt: skip
+        rows = [line.split("\t") for line in listing.splitlines() if line.count("\t") == 2]
+        return [(n, c, s) for n, c, s in rows if "train" in c and "-algo-" in n]
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for name, _, status in self._containers():
+                self.status[name] = status
+                if self._should_kill(name, status):
+                    subprocess.run(["docker", "kill", name], capture_output=True, timeout=30)
+                    self.killed[name] = time.monotonic()
+            time.sleep(0.5)
+
+    def _should_kill(self, name: str, status: str) -> bool:
+        wanted = self.kill_after and "-algo-2-" in name and name not in self.killed
+        return bool(wanted) and status.startswith("Up") and self._leader_printed(name)
+
+    def _leader_printed(self, follower: str) -> bool:
+        suffix = follower.split("-algo-2-", 1)[1]
+        leaders = [n for n in self.status if n.endswith(f"-algo-1-{suffix}")]
+        for leader in leaders:
+            log = subprocess.run(
+                ["docker", "logs", leader], capture_output=True, text=True, timeout=30
+            )
+            if self.kill_after in log.stdout + log.stderr:
+                return True
+        return False
+
+
+def run_watched(settings: Settings, options: runner.RunOptions, watcher: TrainingContainers) -> Any:
+    watcher.start()
+    try:
+        return runner.run(settings, options, say=print)
+    finally:
+        watcher.done.set()
+        watcher.join(timeout=10)
+
+
+def test_two_instances_train_one_model_as_good_as_one(
+    runtime_image: str, digits_runs: Any, s3: tuple[Settings, str]
+) -> None:
+    settings = replace(digits_runs.settings, model_package_group="distributed-digits")
+    options = runner.RunOptions(parameters={"AccuracyThreshold": 0.0, "TrainingInstanceCount": 2})
+    watcher = TrainingContainers(runtime_image)
+    result = run_watched(settings, options, watcher)
+
+    assert result.succeeded, result.failure_reason
+    assert result.instance_count == 2
+    one = digits_runs.first.metrics["accuracy"]
+    assert abs(result.metrics["accuracy"] - one) <= 0.01, (result.metrics["accuracy"], one)
+    # Both training containers ran and exited 0.
+    hosts = sorted(watcher.status)
+    assert len(hosts) == 2 and "-algo-1-" in hosts[0] and "-algo-2-" in hosts[1], watcher.status
+    assert all(s.startswith("Exited (0)") for s in watcher.status.values()), watcher.status
+    # One artifact, written by the leader alone: one model, one ONNX file, instances recorded.
+    assert result.model_package is not None
+    uri = result.model_package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    body = s3_client(settings).get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        names = sorted(n.lstrip("./") for n in tar.getnames() if n.lstrip("./"))
+        meta = tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith("model.json")))
+        assert meta is not None and b'"instances": 2' in meta.read()
+    assert names == ["model.json", "model.onnx", "model.pt"], names
+    train = next(s for s in result.steps if s["StepName"] == graph.TRAIN)
+    assert train["StepStatus"] == "Succeeded"
+
+
+def test_a_killed_training_container_fails_the_step_with_the_reason(
+    runtime_image: str, digits_runs: Any
+) -> None:
+    settings = replace(digits_runs.settings, model_package_group="distributed-killed")
+    options = runner.RunOptions(
+        parameters={"AccuracyThreshold": 0.0, "TrainingInstanceCount": 2, "Epochs": 40}
+    )
+    watcher = TrainingContainers(runtime_image, kill_after="epoch=1/40")
+    result = run_watched(settings, options, watcher)
+    ended = time.monotonic()
+
+    assert result.status == "Failed"
+    assert watcher.killed, "no algo-2 container was killed"
+    # Each attempt (a killed host is a lost instance: the step's retry policy tries once more)
+    # failed soon after its kill, with no hang until the 60 s collective timeout.
+    assert ended - max(watcher.killed.values()) < 60
+    train = next(s for s in result.steps if s["StepName"] == graph.TRAIN)
+    assert train["StepStatus"] == "Failed"
+    said = str(train.get("FailureReason", "")) + "\n".join(train.get("LogTail") or [])
+    assert "exit code 137" in said or "lost a peer" in said, said
+    assert "lost a peer while training" in said or "algo-2" in said, said

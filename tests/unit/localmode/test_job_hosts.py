@@ -1,0 +1,76 @@
+"""Local training jobs with several hosts: cores split between the containers, logs ordered."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from local_mlops.targets.localmode import jobs
+from local_mlops.targets.localmode.cores import CoreBudget
+from local_mlops.targets.localmode.outcomes import JobOutcome
+
+
+class FakeContainer:
+    def __init__(self, instance_type: str, count: int, image: str, **kwargs: Any) -> None:
+        self.count, self.container_root = count, "/tmp/job"
+
+
+class FakeJob:
+    seen: list[dict[str, str]] = []
+
+    def __init__(self, container: FakeContainer) -> None:
+        self.container = container
+
+    def start(self, inputs: Any, output: Any, hps: Any, environment: dict, name: str) -> None:
+        FakeJob.seen.append(environment)
+
+
+@pytest.mark.parametrize("hosts", [1, 2])
+def test_a_job_holds_its_cores_once_and_splits_them_between_its_hosts(
+    hosts: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(jobs, "_SageMakerContainer", FakeContainer)
+    monkeypatch.setattr(jobs, "_LocalTrainingJob", FakeJob)
+    monkeypatch.setattr(jobs, "inspect_job_containers", lambda outcome: None)
+    budget = CoreBudget(tmp_path / "cores", total=2)
+    session = SimpleNamespace(core_budget=budget, config={})
+    client = jobs.ExtendedLocalSagemakerClient.__new__(jobs.ExtendedLocalSagemakerClient)
+    jobs.ExtendedLocalSagemakerClient.__init__(client, session)
+    FakeJob.seen.clear()
+    client.create_training_job(
+        "job-1",
+        {"TrainingImage": "image:tag"},
+        {"S3OutputPath": ""},
+        {"InstanceType": "local", "InstanceCount": hosts},
+        Environment={"OTHER": "1"},
+    )
+    cores = budget.cores_for(1)
+    assert FakeJob.seen == [{"SM_NUM_CPUS": str(max(1, cores // hosts)), "OTHER": "1"}]
+    claims = [e for e in budget.log() if e["event"] == "claim"]
+    assert [(c["job"], c["cores"]) for c in claims] == [("job-1", cores)]
+    assert cores == min(2, os.cpu_count() or 1)
+
+
+def test_the_host_that_said_why_it_failed_ends_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """algo-2 was killed (137) mid-epoch, algo-1 then failed with the reason (exit 2)."""
+    states = {"c1": "2 false", "c2": "137 false"}
+    logs = {"c1": "epoch=1/40\nerror: lost a peer while training\n", "c2": "rank 1 of 2\n"}
+
+    def docker(*argv: str, timeout: float = 30) -> str:
+        return "c1\nc2\n" if argv[0] == "ps" else states[argv[-1]]
+
+    def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+        return subprocess.CompletedProcess(argv, 0, logs[argv[-1]], "")
+
+    monkeypatch.setattr(jobs, "_docker", docker)
+    monkeypatch.setattr(jobs.subprocess, "run", run)
+    outcome = JobOutcome("job-1", "/tmp/job")
+    jobs.inspect_job_containers(outcome)
+    assert outcome.log_tail[-1] == "error: lost a peer while training"
+    assert outcome.exit_code == 137  # a lost instance: the step's retry policy may try again
+    assert outcome.container_ids == ["c1", "c2"]
