@@ -92,9 +92,10 @@ def test_runs_list_and_describe_cloud(
     cloud_env: boto3.Session, engine: FakeEngine, network_log: NetworkLog
 ) -> None:
     _image_already_in_ecr(cloud_env, engine)
-    first = runner.invoke(app, ["run", "--cloud", "--yes", "--json"])
+    first = runner.invoke(app, ["run", "--cloud", "--yes", "--json", "--instance-count", "2"])
     assert first.exit_code == 0, first.output
     arn = json.loads(first.stdout)["execution_arn"]
+    assert json.loads(first.stdout)["instance_count"] == 2
     execution_id = arn.rsplit("/", 1)[-1]
 
     listed = runner.invoke(app, ["runs", "list", "--cloud", "--json"])
@@ -109,6 +110,10 @@ def test_runs_list_and_describe_cloud(
     assert record["PipelineExecutionArn"] == arn
     assert record["Steps"] == []
     assert "HTTP 500" in record["StepsUnavailable"]
+    assert record["Parameters"]["TrainingInstanceCount"] == "2"
+
+    shown = runner.invoke(app, ["runs", "describe", execution_id, "--cloud"])
+    assert "training instances: 2" in shown.stdout, shown.output
 
     table = runner.invoke(app, ["runs", "list", "--cloud"])
     assert table.exit_code == 0, table.output
