@@ -239,17 +239,16 @@ def train(hp: Hyperparameters, paths: JobPaths, cluster: Cluster | None = None) 
     try:
         with group.guard("training"):
             final = _train(hp, paths, group)
+        if group.world > 1:
+            # This host's part is done (the leader's outputs are written): local mode stops every
+            # container once one exits, and that stop is no failure. The leader's exit decides.
+            signal.signal(signal.SIGTERM, lambda *_: exit_now(0))
         with group.guard("waiting for the leader to write the model"):
             group.barrier()
     finally:
         group.close()
-    if group.world > 1:
-        # Done: local mode stops every container once one exits; that stop is not a failure.
-        signal.signal(signal.SIGTERM, lambda *_: exit_now(0))
-        if not group.is_leader:
-            print(
-                f"host {group.cluster.current_host}: done; the leader wrote the model", flush=True
-            )
+    if not group.is_leader:
+        print(f"host {group.cluster.current_host}: done; the leader wrote the model", flush=True)
     return final
 
 
