@@ -87,7 +87,7 @@ def test_runs_and_models_commands_show_what_the_runs_left(
 
 
 def test_traffic_then_monitor_on_the_digits_endpoint_flags_brightness_only(
-    digits_runs: DigitsRuns, serving_image: str, monkeypatch: pytest.MonkeyPatch
+    digits_runs: Any, serving_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The issue's "Done when": deploy the digits model, `traffic`, `monitor run --json` (no
     violation); `traffic --drift brightness`, `monitor run --json` (violations, reports in S3)."""
