@@ -99,6 +99,7 @@ class Target:
     # The lean ONNX Runtime image that models and endpoints run ("" in hand-made targets: the
     # runtime image, which serves too).
     serving_image_uri: str = ""
+    transform_instance_type: str = LOCAL_INSTANCE_TYPE
 
     @property
     def model_image_uri(self) -> str:
@@ -124,6 +125,11 @@ class Target:
         if self.runstore is None:
             raise RuntimeError(f"the {self.name} target was opened without its stores")
         return self.runstore
+
+    def job_session(self) -> Any:
+        """A session that runs jobs when asked (batch transform), not one that captures them
+        into a pipeline definition as ``session`` does."""
+        raise NotImplementedError
 
     def reconcile(self, say: Say) -> None:
         """Settle what killed commands left behind (local: orphaned runs and containers)."""

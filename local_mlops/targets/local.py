@@ -32,6 +32,18 @@ class LocalTarget(Target):
         for line in orphans.reconcile(project, self.runs).messages():
             say(line)
 
+    def job_session(self) -> Any:
+        from local_mlops.targets.localmode.session import ExtendedLocalSession
+
+        session = ExtendedLocalSession(
+            boto_session=self.session.boto_session,
+            s3_endpoint_url=self.s3_endpoint,
+            default_bucket=self.bucket,
+            project=getattr(self.session, "project", ""),
+        )
+        session.config = self.session.config
+        return session
+
     def wait(
         self, execution: Any, step_names: list[str], say: Say, on_step_event: StepEvent | None
     ) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from sagemaker.local.local_session import LocalSagemakerClient
 from local_mlops.targets.localmode.outcomes import JobFailedError, JobOutcome
 from local_mlops.targets.localmode.retry import Failure
 from local_mlops.targets.localmode.runs import EXECUTION_LABEL, ExtendedLocalPipeline
+from local_mlops.targets.localmode.transform import ExtendedLocalTransformJob
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +205,20 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
         LocalSagemakerClient.create_model.__wrapped__(  # type: ignore[attr-defined]
             self, ModelName, PrimaryContainer, *args, **kwargs
         )
+
+    def create_transform_job(  # type: ignore[override]
+        self,
+        TransformJobName: str,
+        ModelName: str,
+        TransformInput: dict,
+        TransformOutput: dict,
+        TransformResources: dict,
+        **kwargs: Any,
+    ) -> None:
+        """SageMaker's concurrency and output names (``transform.py``); no telemetry."""
+        job = ExtendedLocalTransformJob(TransformJobName, ModelName, self.sagemaker_session)
+        LocalSagemakerClient._transform_jobs[TransformJobName] = job
+        job.start(TransformInput, TransformOutput, TransformResources, **kwargs)
 
     def create_pipeline(  # type: ignore[override]
         self, pipeline: Any, pipeline_description: Any, **kwargs: Any

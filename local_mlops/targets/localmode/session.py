@@ -107,3 +107,23 @@ class ExtendedLocalPipelineSession(TelemetryOptOut, LocalPipelineSession):
         return (
             f"arn:aws:sagemaker:{self.boto_region_name}:{self.local_account_id}:{resource}/{name}"
         )
+
+
+class ExtendedLocalSession(TelemetryOptOut, LocalSession):
+    """Local mode for jobs started directly, not captured into a pipeline (batch transform).
+
+    A ``LocalPipelineSession`` turns ``Transformer.transform`` into step arguments; this one runs
+    it, through the extended client (``transform.py``). ``on_transform_record(done, total, key)``
+    is told of each record written.
+    """
+
+    def __init__(self, *args: Any, project: str = "", **kwargs: Any) -> None:
+        self.project = project
+        self.on_transform_record: Any = None
+        super().__init__(*args, **kwargs)
+
+    def _initialize(
+        self, boto_session: Any, sagemaker_client: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        super()._initialize(boto_session, sagemaker_client, *args, **kwargs)
+        self.sagemaker_client = ExtendedLocalSagemakerClient(self)
