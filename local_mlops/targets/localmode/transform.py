@@ -254,7 +254,7 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
 
     def _transform_all(self, host: str, port: int, max_payload_mb: int) -> None:
         """Post every input object, ``max_concurrent`` at a time; write each answer as ``.out``."""
-        s3 = self.local_session.s3_client
+        s3 = _s3_for_threads(self.local_session, self.max_concurrent)
         input_uri = self.input_data["DataSource"]["S3DataSource"]["S3Uri"]
         in_bucket, in_prefix = split_s3_uri(input_uri)
         out_bucket, out_prefix = split_s3_uri(self.output_data["S3OutputPath"])
@@ -300,6 +300,21 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
         with ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="transform") as pool:
             for future in [pool.submit(one, key) for key in keys]:
                 future.result()
+
+
+def _s3_for_threads(session: Any, threads: int) -> Any:
+    """The session's S3 client, or one like it whose connection pool fits ``threads`` (boto3
+    keeps 10 connections; more threads would each open and discard their own)."""
+    s3 = session.s3_client
+    if threads <= 10:
+        return s3
+    from botocore.config import Config
+
+    return session.boto_session.client(
+        "s3",
+        endpoint_url=s3.meta.endpoint_url,
+        config=s3.meta.config.merge(Config(max_pool_connections=threads)),
+    )
 
 
 def _work_folder(session: Any) -> str:
