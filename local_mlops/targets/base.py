@@ -126,11 +126,6 @@ class Target:
             raise RuntimeError(f"the {self.name} target was opened without its stores")
         return self.runstore
 
-    def job_session(self) -> Any:
-        """A session that runs jobs when asked (batch transform), not one that captures them
-        into a pipeline definition as ``session`` does."""
-        raise NotImplementedError
-
     def reconcile(self, say: Say) -> None:
         """Settle what killed commands left behind (local: orphaned runs and containers)."""
 

@@ -88,18 +88,6 @@ def _session_class() -> type:
     return CloudPipelineSession
 
 
-@lru_cache(maxsize=1)
-def _job_session_class() -> type:
-    from sagemaker.session import Session
-
-    from local_mlops.targets.telemetry import TelemetryOptOut
-
-    class CloudJobSession(TelemetryOptOut, Session):  # type: ignore[misc]
-        """A Session that starts jobs at once, keeping SDK telemetry on this machine."""
-
-    return CloudJobSession
-
-
 def repository(settings: Settings, session: Any, serving: bool = False) -> Repository:
     """The configured repository, or the account's ECR repository named after the image
     (the runtime image's, or with ``serving`` the serving image's)."""
@@ -254,13 +242,6 @@ def _layer_reporter(say: Say) -> image.PushProgress:
 
 class CloudTarget(Target):
     """SageMaker Pipelines: ``start()`` returns at once; the execution is polled until it ends."""
-
-    def job_session(self) -> Any:
-        return _job_session_class()(
-            boto_session=self.session.boto_session,
-            sagemaker_client=self.session.sagemaker_client,
-            default_bucket=self.bucket,
-        )
 
     def wait(
         self, execution: Any, step_names: list[str], say: Say, on_step_event: StepEvent | None

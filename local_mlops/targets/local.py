@@ -32,18 +32,6 @@ class LocalTarget(Target):
         for line in orphans.reconcile(project, self.runs).messages():
             say(line)
 
-    def job_session(self) -> Any:
-        from local_mlops.targets.localmode.session import ExtendedLocalSession
-
-        session = ExtendedLocalSession(
-            boto_session=self.session.boto_session,
-            s3_endpoint_url=self.s3_endpoint,
-            default_bucket=self.bucket,
-            project=getattr(self.session, "project", ""),
-        )
-        session.config = self.session.config
-        return session
-
     def wait(
         self, execution: Any, step_names: list[str], say: Say, on_step_event: StepEvent | None
     ) -> list[dict[str, Any]]:
@@ -73,19 +61,15 @@ class LocalTarget(Target):
 
     @contextmanager
     def job_session(self) -> Iterator[Any]:
-        from sagemaker.local.local_session import LocalSession
-
         from local_mlops.targets.localmode.runs import _run_config, _run_root, cleanup_run
-        from local_mlops.targets.telemetry import TelemetryOptOut
-
-        class LocalJobSession(TelemetryOptOut, LocalSession):  # type: ignore[misc]
-            """Local mode for one-off jobs (monitoring), without telemetry."""
+        from local_mlops.targets.localmode.session import LocalJobSession
 
         session = self.session
         jobs = LocalJobSession(
             boto_session=session.boto_session,
             s3_endpoint_url=self.s3_endpoint,
             default_bucket=self.bucket,
+            project=getattr(session, "project", ""),
         )
         job_id = uuid4().hex[:12]
         project = getattr(session, "project", "")

@@ -16,6 +16,7 @@ import datetime as dt
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,35 +101,57 @@ def transform(
     on_record: OnRecord | None = None,
 ) -> batch.Summary:
     """Score every image under ``input_path`` with a registered version; the job's summary."""
-    from local_mlops.account.tags import project_tags
     from local_mlops.targets.endpoints import opened
 
     if top < 1:
         raise LocalMlopsError(f"--top {top} is out of range", "pass --top 1 or more")
-    name = job_name(settings)
-    source = batch.locate(input_path, settings.bucket, name, "input")
-    destination = batch.locate(output_path, settings.bucket, name, "output")
+    job = Job(settings, job_name(settings), top, on_start, on_record)
+    source = batch.locate(input_path, settings.bucket, job.name, "input")
+    destination = batch.locate(output_path, settings.bucket, job.name, "output")
     if source.folder is not None:
         batch.image_files(source.folder)  # an empty or missing folder fails before anything starts
     with opened(settings, say) as (target, _):
         package = serving_local.resolve_package(
             target.models, settings.model_package_group, version
         )
+        with target.job_session() as session:
+            return job.score(say, target, session, package, source, destination)
+
+
+@dataclass
+class Job:
+    """One transform job's settings, name and callbacks."""
+
+    settings: Settings
+    name: str
+    top: int
+    on_start: Callable[[int], None] | None = None
+    on_record: OnRecord | None = None
+
+    def score(
+        self,
+        say: Say,
+        target: Any,
+        session: Any,
+        package: dict[str, Any],
+        source: batch.Location,
+        destination: batch.Location,
+    ) -> batch.Summary:
+        """Stage the input, run the job, read its outputs back (and download them)."""
+        from local_mlops.account.tags import project_tags
+
         model_data_url = serving_local.model_data_url(package)
         chosen = int(package["ModelPackageVersion"])
-        session = target.job_session()
         s3 = session.s3_client
         if source.folder is not None:
             names = batch.upload_folder(s3, source.folder, source)
             say(f"Uploaded {len(names)} file(s) from {source.folder} to {source.uri}")
         else:
             names = batch.list_names(s3, source)
-        say(
-            f"Transform job {name}: version {chosen} scores {len(names)} image(s) from {source.uri}"
-        )
-        if on_start is not None:
-            on_start(len(names))
-        session.on_transform_record = on_record
+        say(f"Transform job {self.name}: version {chosen} scores {len(names)} image(s)")
+        if self.on_start is not None:
+            self.on_start(len(names))
+        session.on_transform_record = self.on_record
         started = time.perf_counter()
         try:
             # The SDK's wait prints dots and "!" on stdout, which stays machine-readable.
@@ -136,16 +159,16 @@ def transform(
                 run_job(
                     target,
                     session,
-                    name=name,
+                    name=self.name,
                     model_data_url=model_data_url,
                     source=source,
                     destination=destination,
-                    top=top,
-                    tags=project_tags(settings, created_by="transform"),
+                    top=self.top,
+                    tags=project_tags(self.settings, created_by="transform"),
                 )
         except Exception as exc:
             raise LocalMlopsError(
-                f"transform job {name} failed: {_reason(exc)}",
+                f"transform job {self.name} failed: {_reason(exc)}",
                 f"check the model with `local-mlops models describe {chosen}`; "
                 "an image the model cannot read is an error entry, not a failure",
             ) from exc
@@ -155,15 +178,15 @@ def transform(
         if destination.folder is not None:
             batch.download(s3, destination, names, destination.folder)
             folder = str(Path(destination.folder).resolve())
-    return batch.summarize(
-        results,
-        seconds,
-        job_name=name,
-        version=chosen,
-        input_uri=source.uri,
-        output_uri=destination.uri,
-        output_folder=folder,
-    )
+        return batch.summarize(
+            results,
+            seconds,
+            job_name=self.name,
+            version=chosen,
+            input_uri=source.uri,
+            output_uri=destination.uri,
+            output_folder=folder,
+        )
 
 
 def _reason(exc: Exception) -> str:

@@ -27,7 +27,7 @@ from sagemaker.local.local_session import LocalSagemakerClient
 from local_mlops.targets.localmode.outcomes import JobFailedError, JobOutcome
 from local_mlops.targets.localmode.retry import Failure
 from local_mlops.targets.localmode.runs import EXECUTION_LABEL, ExtendedLocalPipeline
-from local_mlops.targets.localmode.transform import ExtendedLocalTransformJob
+from local_mlops.targets.localmode.transform import TransformJobs
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def inspect_job_containers(outcome: JobOutcome) -> None:
     outcome.log = "".join(logs)
 
 
-class ExtendedLocalSagemakerClient(LocalSagemakerClient):
+class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
     """Training and processing jobs with inspectable outcomes; pipelines with more step types.
 
     ``create_training_job`` / ``create_processing_job`` mirror the SDK's bodies (2.257.7) so we
@@ -206,20 +206,6 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
             self, ModelName, PrimaryContainer, *args, **kwargs
         )
 
-    def create_transform_job(  # type: ignore[override]
-        self,
-        TransformJobName: str,
-        ModelName: str,
-        TransformInput: dict,
-        TransformOutput: dict,
-        TransformResources: dict,
-        **kwargs: Any,
-    ) -> None:
-        """SageMaker's concurrency and output names (``transform.py``); no telemetry."""
-        job = ExtendedLocalTransformJob(TransformJobName, ModelName, self.sagemaker_session)
-        LocalSagemakerClient._transform_jobs[TransformJobName] = job
-        job.start(TransformInput, TransformOutput, TransformResources, **kwargs)
-
     def create_pipeline(  # type: ignore[override]
         self, pipeline: Any, pipeline_description: Any, **kwargs: Any
     ) -> dict:
@@ -243,3 +229,7 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
             # Made by another session (the dict is shared): rebind it to this one.
             return self.create_pipeline(pipeline, pipeline_description, **kwargs)
         return super().update_pipeline(pipeline, pipeline_description, **kwargs)
+
+
+class LocalJobClient(TransformJobs, LocalSagemakerClient):
+    """The SDK's local client for one-off jobs, with transform jobs as ``transform.py`` runs them."""

@@ -317,6 +317,28 @@ def _s3_for_threads(session: Any, threads: int) -> Any:
     )
 
 
+class TransformJobs:
+    """Mixed into a local client: ``create_transform_job`` runs ``ExtendedLocalTransformJob``."""
+
+    sagemaker_session: Any
+
+    def create_transform_job(
+        self,
+        TransformJobName: str,  # noqa: N803 - the API's names
+        ModelName: str,  # noqa: N803
+        TransformInput: dict,  # noqa: N803
+        TransformOutput: dict,  # noqa: N803
+        TransformResources: dict,  # noqa: N803
+        **kwargs: Any,
+    ) -> None:
+        """SageMaker's concurrency and output names; no telemetry."""
+        from sagemaker.local.local_session import LocalSagemakerClient
+
+        job = ExtendedLocalTransformJob(TransformJobName, ModelName, self.sagemaker_session)
+        LocalSagemakerClient._transform_jobs[TransformJobName] = job
+        job.start(TransformInput, TransformOutput, TransformResources, **kwargs)
+
+
 def _work_folder(session: Any) -> str:
     import tempfile
 
