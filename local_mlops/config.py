@@ -85,6 +85,8 @@ class Settings:
     endpoint_image: str = ""
     endpoint_instance_type: str = "ml.m5.large"
     endpoint_instance_count: int = 1
+    # Batch transform (`local-mlops transform --cloud`).
+    transform_instance_type: str = "ml.m5.large"
     # The local SageMaker Runtime router listens on 127.0.0.1:router_port.
     router_port: int = 8090
     data_capture: bool = True

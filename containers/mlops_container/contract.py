@@ -30,6 +30,10 @@ READ_TIMEOUT_ENV = "MLOPS_READ_TIMEOUT_SECONDS"
 INTRA_OP_THREADS_ENV = "MLOPS_INTRA_OP_THREADS"
 SERVING_BACKEND_ENV = "MLOPS_SERVING_BACKEND"
 ACCESS_LOG_ENV = "MLOPS_ACCESS_LOG"
+# Batch transform: the default length of `top_k`, and unreadable records answered as entries.
+TOP_K_ENV = "MLOPS_TOP_K"
+RECORD_ERRORS_ENV = "MLOPS_RECORD_ERRORS"
+TRANSFORM_CONTENT_TYPE = "application/x-image"  # what a transform job sends its images as
 # ONNX Runtime (1.32) collects telemetry and can upload it unless this is set; the images set it.
 ORT_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
 

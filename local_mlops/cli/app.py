@@ -23,6 +23,7 @@ from local_mlops.cli import (
     run_cmd,
     runs_cmd,
     traffic_cmd,
+    transform_cmd,
     ui_cmd,
 )
 from local_mlops.cli.common import err
@@ -90,6 +91,7 @@ app.command("label")(label_cmd.label)
 app.command("deploy")(deploy_cmd.deploy)
 app.command("predict")(deploy_cmd.predict)
 app.command("traffic")(traffic_cmd.traffic)
+app.command("transform")(transform_cmd.transform)
 app.add_typer(endpoints_cmd.app, name="endpoints")
 app.command("ui")(ui_cmd.ui)
 app.add_typer(cloud_cmd.app, name="cloud")

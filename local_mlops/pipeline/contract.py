@@ -28,6 +28,11 @@ CONTENT_TYPES = (
     "application/json",
 )
 RESPONSE_TYPES = ("application/json",)
+# Batch transform: the content type every input image is sent as (the server reads PNG and JPEG
+# under it), and the variables a transform job sets for the serving container.
+TRANSFORM_CONTENT_TYPE = "application/x-image"
+TOP_K_ENV = "MLOPS_TOP_K"
+RECORD_ERRORS_ENV = "MLOPS_RECORD_ERRORS"
 
 # Training channels, and the preprocessing step's outputs (one folder each).
 TRAIN_CHANNEL = "train"

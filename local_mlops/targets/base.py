@@ -99,6 +99,7 @@ class Target:
     # The lean ONNX Runtime image that models and endpoints run ("" in hand-made targets: the
     # runtime image, which serves too).
     serving_image_uri: str = ""
+    transform_instance_type: str = LOCAL_INSTANCE_TYPE
 
     @property
     def model_image_uri(self) -> str:

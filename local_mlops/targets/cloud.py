@@ -388,6 +388,7 @@ def open_target(
         region=settings.region,
         processing_instance_type=settings.processing_instance_type,
         training_instance_type=settings.training_instance_type,
+        transform_instance_type=settings.transform_instance_type,
         registry=CloudModelRegistry(session.sagemaker_client),
         runstore=CloudRunStore(session.sagemaker_client, settings.pipeline_name),
         prepare_image=lambda say: push_images(settings, say, session=aws),

@@ -61,19 +61,15 @@ class LocalTarget(Target):
 
     @contextmanager
     def job_session(self) -> Iterator[Any]:
-        from sagemaker.local.local_session import LocalSession
-
         from local_mlops.targets.localmode.runs import _run_config, _run_root, cleanup_run
-        from local_mlops.targets.telemetry import TelemetryOptOut
-
-        class LocalJobSession(TelemetryOptOut, LocalSession):  # type: ignore[misc]
-            """Local mode for one-off jobs (monitoring), without telemetry."""
+        from local_mlops.targets.localmode.session import LocalJobSession
 
         session = self.session
         jobs = LocalJobSession(
             boto_session=session.boto_session,
             s3_endpoint_url=self.s3_endpoint,
             default_bucket=self.bucket,
+            project=getattr(session, "project", ""),
         )
         job_id = uuid4().hex[:12]
         project = getattr(session, "project", "")

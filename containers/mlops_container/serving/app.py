@@ -73,7 +73,7 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def parse_top_k(scope: Scope, classes: int) -> int:
+def parse_top_k(scope: Scope, classes: int, default: int = 1) -> int:
     """``top_k=N`` from X-Amzn-SageMaker-Custom-Attributes (``;`` or ``,`` separated)."""
     attributes = header(scope, contract.CUSTOM_ATTRIBUTES_HEADER.encode()) or ""
     for part in attributes.replace(",", ";").split(";"):
@@ -85,7 +85,7 @@ def parse_top_k(scope: Scope, classes: int) -> int:
                     400, f"top_k={value!r} in custom attributes must be a whole number >= 1"
                 )
             return min(int(value), classes)
-    return 1
+    return min(default, classes)
 
 
 def check_accept(scope: Scope) -> None:
@@ -168,23 +168,34 @@ class ServingApp:
 
     async def _invocations(self, scope: Scope, receive: Receive, responder: Responder) -> None:
         check_accept(scope)
-        top_k = parse_top_k(scope, len(self.model.classes))
+        top_k = parse_top_k(scope, len(self.model.classes), self.settings.top_k)
         content_type = header(scope, b"content-type") or ""
         decoding.check_content_type(content_type)  # 415 before reading a byte
         body = await self._read_body(scope, receive)
         if body is None:
             return  # the client went away before sending its body: nobody to answer
+        try:
+            batch = await self._decode(content_type, body)
+        except HTTPError as error:
+            if not (self.settings.record_errors and error.status == 400):
+                raise
+            # Batch transform: this record's .out says what is wrong; the job goes on.
+            log.warning("record error (answered 200): %s", error)
+            await responder.json(200, {"error": str(error), "status": error.status})
+            return
+        probabilities = await self.batcher.infer(batch)
+        await responder.json(200, {"predictions": self.predictions(probabilities, top_k)})
+
+    async def _decode(self, content_type: str, body: bytes) -> np.ndarray:
+        """The body as a model batch, decoded off the event loop when it is large."""
         size = self.model.image_size
         if len(body) <= INLINE_BODY_BYTES:
             items = decoding.parse_body(content_type, body, size)
         else:
             items = await self._off_loop(decoding.parse_body, content_type, body, size)
         if decoding.pixel_count(items) <= INLINE_PIXELS:
-            batch = decoding.to_batch(items, size)
-        else:
-            batch = await self._off_loop(decoding.to_batch, items, size)
-        probabilities = await self.batcher.infer(batch)
-        await responder.json(200, {"predictions": self.predictions(probabilities, top_k)})
+            return decoding.to_batch(items, size)
+        return await self._off_loop(decoding.to_batch, items, size)  # type: ignore[no-any-return]
 
     async def _off_loop(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.decoder, function, *args)

@@ -24,6 +24,10 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true"}
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Everything the server reads from its environment."""
@@ -35,6 +39,10 @@ class ServerSettings:
     intra_op_threads: int = 2
     backend: str = "auto"
     access_log: bool = False
+    top_k: int = 1  # the length of `top_k` when the request's custom attributes do not set it
+    # Batch transform: an unreadable record (a 400) is answered 200 with {"error", "status"},
+    # so SageMaker writes it to the record's .out instead of failing the whole job.
+    record_errors: bool = False
 
     @property
     def max_payload_mb(self) -> float:
@@ -60,5 +68,7 @@ class ServerSettings:
             ),
             intra_op_threads=int(threads),
             backend=backend,
-            access_log=env.get(contract.ACCESS_LOG_ENV, "").strip().lower() in {"1", "true"},
+            access_log=_flag(env, contract.ACCESS_LOG_ENV),
+            top_k=int(_number(env, contract.TOP_K_ENV, 1, 1)),
+            record_errors=_flag(env, contract.RECORD_ERRORS_ENV),
         )

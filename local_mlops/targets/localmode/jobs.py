@@ -27,6 +27,7 @@ from sagemaker.local.local_session import LocalSagemakerClient
 from local_mlops.targets.localmode.outcomes import JobFailedError, JobOutcome
 from local_mlops.targets.localmode.retry import Failure
 from local_mlops.targets.localmode.runs import EXECUTION_LABEL, ExtendedLocalPipeline
+from local_mlops.targets.localmode.transform import TransformJobs
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def _log_order(code: int) -> int:
     return 0 if code == 0 else 1 if code >= SIGNAL_EXIT else 2
 
 
-class ExtendedLocalSagemakerClient(LocalSagemakerClient):
+class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
     """Training and processing jobs with inspectable outcomes; pipelines with more step types.
 
     ``create_training_job`` / ``create_processing_job`` mirror the SDK's bodies (2.257.7) so we
@@ -250,3 +251,7 @@ class ExtendedLocalSagemakerClient(LocalSagemakerClient):
             # Made by another session (the dict is shared): rebind it to this one.
             return self.create_pipeline(pipeline, pipeline_description, **kwargs)
         return super().update_pipeline(pipeline, pipeline_description, **kwargs)
+
+
+class LocalJobClient(TransformJobs, LocalSagemakerClient):
+    """The SDK's local client for one-off jobs, with transform jobs as ``transform.py`` runs them."""

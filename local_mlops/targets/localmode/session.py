@@ -41,7 +41,7 @@ from local_mlops.stores.registry import LocalModelRegistry
 from local_mlops.stores.runstore import RunStore
 from local_mlops.targets.localmode.cache import StepCache
 from local_mlops.targets.localmode.cores import CoreBudget
-from local_mlops.targets.localmode.jobs import ExtendedLocalSagemakerClient
+from local_mlops.targets.localmode.jobs import ExtendedLocalSagemakerClient, LocalJobClient
 from local_mlops.targets.telemetry import TelemetryOptOut
 
 logger = logging.getLogger(__name__)
@@ -107,3 +107,24 @@ class ExtendedLocalPipelineSession(TelemetryOptOut, LocalPipelineSession):
         return (
             f"arn:aws:sagemaker:{self.boto_region_name}:{self.local_account_id}:{resource}/{name}"
         )
+
+
+class LocalJobSession(TelemetryOptOut, LocalSession):
+    """Local mode for one-off jobs started directly, not captured into a pipeline (monitoring,
+    batch transform), without telemetry.
+
+    A ``LocalPipelineSession`` turns ``Transformer.transform`` into step arguments; this one runs
+    it, through ``LocalJobClient`` (transform jobs as ``transform.py`` runs them).
+    ``on_transform_record(done, total, key)`` is told of each record written.
+    """
+
+    def __init__(self, *args: Any, project: str = "", **kwargs: Any) -> None:
+        self.project = project
+        self.on_transform_record: Any = None
+        super().__init__(*args, **kwargs)
+
+    def _initialize(
+        self, boto_session: Any, sagemaker_client: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        super()._initialize(boto_session, sagemaker_client, *args, **kwargs)
+        self.sagemaker_client = LocalJobClient(self)

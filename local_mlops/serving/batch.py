@@ -1,0 +1,205 @@
+"""Batch transform's pieces that do not depend on the target: where the job reads and writes,
+uploading a local folder, reading the ``.out`` objects back, and the summary.
+
+A SageMaker transform job writes one ``NAME.out`` per input object ``NAME`` under its output
+prefix; here each is the serving container's JSON answer, ``{"predictions": [{"label",
+"top_k", ...}]}``, or ``{"error", "status"}`` for an image it could not read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local_mlops.errors import LocalMlopsError
+
+OUT_SUFFIX = ".out"
+
+
+@dataclass(frozen=True)
+class Location:
+    """One side of a job: the S3 prefix the job uses, and the local folder behind it, if any."""
+
+    uri: str  # s3://bucket/prefix/
+    folder: Path | None = None
+
+    @property
+    def bucket(self) -> str:
+        return self.uri.removeprefix("s3://").partition("/")[0]
+
+    @property
+    def prefix(self) -> str:
+        return self.uri.removeprefix("s3://").partition("/")[2]
+
+
+def locate(given: str, bucket: str, job_name: str, side: str) -> Location:
+    """An ``s3://`` prefix as given, or a local folder staged under ``tmp/transform/JOB/SIDE/``."""
+    if given.startswith("s3://"):
+        if not given.removeprefix("s3://").partition("/")[0]:
+            raise LocalMlopsError(f"{given!r} names no bucket", "pass s3://BUCKET/PREFIX/")
+        return Location(given if given.endswith("/") else given + "/")
+    if "://" in given:
+        raise LocalMlopsError(f"{given!r} is neither a folder nor an s3:// prefix",
+                              "pass a local folder or s3://BUCKET/PREFIX/")  # fmt: skip
+    # Under tmp/, which the cloud bucket's lifecycle rule expires after 7 days.
+    return Location(f"s3://{bucket}/tmp/transform/{job_name}/{side}/", Path(given).expanduser())
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (hidden ones left out), in name order; empty is an error."""
+    if not folder.is_dir():
+        raise LocalMlopsError(
+            f"{folder} is not a folder", "pass a folder of images or an s3:// prefix"
+        )
+    files = sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )  # fmt: skip
+    if not files:
+        raise LocalMlopsError(f"{folder} holds no files", "put the images to score in it")
+    return files
+
+
+def upload_folder(s3: Any, folder: Path, location: Location) -> list[str]:
+    """Put every image of ``folder`` under the location's prefix, keeping sub-folders; their
+    names below the prefix."""
+    names = [path.relative_to(folder).as_posix() for path in image_files(folder)]
+    for name in names:
+        s3.upload_file(str(folder / name), location.bucket, location.prefix + name)
+    return names
+
+
+def list_names(s3: Any, location: Location) -> list[str]:
+    """The objects' names below an S3 prefix; none is an error (a job of nothing fails)."""
+    names: list[str] = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=location.bucket, Prefix=location.prefix):
+        names.extend(
+            item["Key"][len(location.prefix) :]
+            for item in page.get("Contents", [])
+            if not item["Key"].endswith("/")
+        )
+    if not names:
+        raise LocalMlopsError(f"nothing under {location.uri}", "upload the images to score there")
+    return sorted(names)
+
+
+@dataclass
+class Result:
+    """One image's entry: its name, the best class and the top classes, or the error."""
+
+    name: str
+    label: str | None = None
+    top: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""
+
+
+def parse_out(name: str, body: bytes) -> Result:
+    """One ``.out`` object as a result (an unparsable one counts as an error entry)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return Result(name, error=f"the output is not JSON: {body[:80]!r}")
+    if "error" in answer:
+        return Result(name, error=str(answer["error"]))
+    prediction = (answer.get("predictions") or [{}])[0]
+    top = [
+        {"label": t["label"], "probability": t["probability"]} for t in prediction.get("top_k", [])
+    ]
+    return Result(name, label=prediction.get("label"), top=top)
+
+
+def read_results(s3: Any, location: Location, names: list[str]) -> list[Result]:
+    """The ``NAME.out`` of every input name; a missing one is an error entry."""
+    results = []
+    for name in names:
+        try:
+            body = s3.get_object(Bucket=location.bucket, Key=location.prefix + name + OUT_SUFFIX)
+        except Exception as exc:  # noqa: BLE001 - the entry says what happened
+            results.append(Result(name, error=f"no output was written ({exc})"))
+            continue
+        results.append(parse_out(name, body["Body"].read()))
+    return results
+
+
+def download(s3: Any, location: Location, names: list[str], folder: Path) -> int:
+    """Copy each ``NAME.out`` into ``folder`` (sub-folders kept); how many were there."""
+    count = 0
+    for name in names:
+        if ".." in Path(name).parts:
+            continue
+        target = folder / (name + OUT_SUFFIX)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            s3.download_file(location.bucket, location.prefix + name + OUT_SUFFIX, str(target))
+        except Exception:  # noqa: BLE001 - read_results already made it an error entry
+            continue
+        count += 1
+    return count
+
+
+@dataclass
+class Summary:
+    """What a finished job scored: counts per class, errors, and how fast."""
+
+    job_name: str
+    version: int
+    images: int
+    classes: dict[str, int]
+    errors: list[Result]
+    seconds: float
+    input_uri: str
+    output_uri: str
+    output_folder: str = ""
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def scored(self) -> int:
+        return self.images - len(self.errors)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_name": self.job_name,
+            "version": self.version,
+            "input": self.input_uri,
+            "output": self.output_uri,
+            "output_folder": self.output_folder,
+            "images": self.images,
+            "scored": self.scored,
+            "errors": len(self.errors),
+            "classes": self.classes,
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.images_per_second, 2),
+            "error_entries": [{"name": r.name, "error": r.error} for r in self.errors],
+            "results": [
+                {"name": r.name, "label": r.label, "top": r.top, "error": r.error}
+                for r in self.results
+            ],
+        }
+
+
+def summarize(
+    results: list[Result], seconds: float, *, job_name: str, version: int, input_uri: str,
+    output_uri: str, output_folder: str = "",
+) -> Summary:  # fmt: skip
+    """The summary of a job's results."""
+    counts = Counter(r.label for r in results if not r.error and r.label is not None)
+    return Summary(
+        job_name=job_name,
+        version=version,
+        images=len(results),
+        classes=dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        errors=[r for r in results if r.error],
+        seconds=seconds,
+        input_uri=input_uri,
+        output_uri=output_uri,
+        output_folder=output_folder,
+        results=results,
+    )

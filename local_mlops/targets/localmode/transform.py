@@ -1,0 +1,370 @@
+"""Local mode's batch transform job, brought closer to SageMaker's.
+
+The SDK's ``_LocalTransformJob`` (2.257.7) starts the model's serving container, reads
+``/execution-parameters`` and posts each record — but it ignores ``MaxConcurrentTransforms``
+(one request at a time), runs ``docker info`` before every request (``get_docker_host`` in
+``invoke_endpoint``), polls ``/ping`` every 5 s, mounts the model from a 0700 temp folder (the
+serving image's unprivileged user cannot read it) and writes its outputs under an extra
+``<job name>/`` prefix. ``ExtendedLocalTransformJob`` keeps the SDK's flow and request shapes
+and changes those five things:
+
+- the model is extracted into a folder readable by all (``chmod -R a+rX``) and mounted from there;
+- ``/ping`` is polled every 0.2 s; a container that exits first fails the job with its log;
+- ``MaxConcurrentTransforms`` requests are in flight at once (the job's value, else the
+  container's ``/execution-parameters``), each thread on its own keep-alive connection, so the
+  server's dynamic batcher merges them into one forward — SageMaker's way of batching records
+  that are whole files (``SplitType`` None);
+- each input object ``PREFIX/REL`` becomes ``S3OutputPath/REL.out``, as SageMaker names it;
+- a callback (the session's ``on_transform_record(done, total, key)``) reports progress.
+
+A record the container answers with a status other than 200 fails the job with the file's name
+and the answer, as on SageMaker.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from sagemaker.local.entities import _LocalTransformJob
+from sagemaker.local.image import _SageMakerContainer
+from sagemaker.local.utils import get_docker_host
+
+from local_mlops.devenv.processes import container_labels
+from local_mlops.serving.fleet import fetch_model, free_port
+from local_mlops.targets.localmode.runs import remove_containers
+
+logger = logging.getLogger(__name__)
+
+PING_INTERVAL_SECONDS = 0.2
+PING_TIMEOUT_SECONDS = 180.0
+DEFAULT_MAX_PAYLOAD_MB = 6
+Progress = Callable[[int, int, str], None]
+
+
+def output_key(input_prefix: str, key: str, output_prefix: str) -> str:
+    """SageMaker's name for the output of ``key``: the output prefix, its path below the input
+    prefix's folder, and ``.out``."""
+    folder = (
+        input_prefix
+        if input_prefix.endswith("/") or not input_prefix
+        else (input_prefix.rsplit("/", 1)[0] + "/" if "/" in input_prefix else "")
+    )
+    relative = key[len(folder) :].lstrip("/")
+    base = output_prefix.strip("/")
+    return f"{base}/{relative}.out" if base else f"{relative}.out"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key or prefix) of an ``s3://`` URI."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def list_keys(s3: Any, uri: str) -> list[str]:
+    """Every object key under an S3 prefix (folders' placeholder keys left out), sorted."""
+    bucket, prefix = split_s3_uri(uri)
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(
+            item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")
+        )
+    return sorted(keys)
+
+
+class ModelServer:
+    """The model's serving container under local mode's compose, on a free host port."""
+
+    def __init__(self, session: Any, image: str, instance_type: str, job_name: str) -> None:
+        self.session = session
+        self.image = image
+        self.instance_type = instance_type
+        self.job_name = job_name
+        self.port = free_port()
+        self.container: _SageMakerContainer | None = None
+
+    def start(self, model_dir: Path, environment: dict[str, str]) -> None:
+        local = dict((self.session.config or {}).get("local") or {})
+        container_config = dict(local.get("container_config") or {})
+        labels = dict(container_config.get("labels") or {})
+        labels.update(container_labels(getattr(self.session, "project", ""), self.job_name))
+        container_config["labels"] = labels
+        local.update(serving_port=self.port, container_config=container_config)
+        previous = self.session.config
+        # _SageMakerContainer reads the port and labels from the session's config as it starts.
+        self.session.config = {**(previous or {}), "local": local}
+        try:
+            self.container = _SageMakerContainer(
+                self.instance_type, 1, self.image, sagemaker_session=self.session
+            )
+            self.container.serve(f"file://{model_dir}", environment)
+        finally:
+            self.session.config = previous
+
+    def wait_until_healthy(self, timeout: float = PING_TIMEOUT_SECONDS) -> str:
+        """The host the container answers on, once ``/ping`` says 200."""
+        host = get_docker_host()
+        deadline = time.monotonic() + timeout
+        hosting = getattr(self.container, "container", None)
+        while time.monotonic() < deadline:
+            try:
+                status, _ = request(host, self.port, "GET", "/ping", timeout=2)
+                if status == 200:
+                    return str(host)
+            except OSError:
+                pass
+            if hosting is not None and not hosting.is_alive():
+                raise RuntimeError(
+                    f"the serving container of {self.job_name} exited before /ping answered"
+                    f"{self._log_tail()}"
+                )
+            time.sleep(PING_INTERVAL_SECONDS)
+        raise RuntimeError(
+            f"the serving container of {self.job_name} did not answer /ping within "
+            f"{timeout:g} s{self._log_tail()}"
+        )
+
+    def _log_tail(self) -> str:
+        import subprocess
+
+        from local_mlops.devenv.processes import EXECUTION_LABEL
+
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label={EXECUTION_LABEL}={self.job_name}"],
+            capture_output=True, text=True, timeout=30, check=False,
+        ).stdout.split()  # fmt: skip
+        if not ids:
+            return ""
+        done = subprocess.run(
+            ["docker", "logs", "--tail", "10", ids[0]],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        return "\nLast log lines:\n" + (done.stdout + done.stderr).strip()
+
+    def stop(self) -> None:
+        try:
+            if self.container is not None:
+                self.container.stop_serving()
+        finally:
+            remove_containers(self.job_name)
+
+
+def request(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60,
+    connection: http.client.HTTPConnection | None = None,
+) -> tuple[int, bytes]:
+    """(status, body) of one request, on ``connection`` when given (kept alive)."""
+    own = connection is None
+    conn = connection or http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        if own:
+            conn.close()
+
+
+class ExtendedLocalTransformJob(_LocalTransformJob):
+    """A transform job with SageMaker's concurrency, output names and a readable model."""
+
+    def start(  # type: ignore[override]
+        self,
+        input_data: dict[str, Any],
+        output_data: dict[str, Any],
+        transform_resources: dict[str, Any],
+        **kwargs: Any,
+    ) -> None:
+        self.transform_resources = transform_resources
+        self.input_data = input_data
+        self.output_data = output_data
+        session = self.local_session
+        source = input_data["DataSource"]["S3DataSource"]
+        if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+            raise ValueError("local transform jobs take an S3Prefix input only")
+        if input_data.get("SplitType", "None") not in ("None", None):
+            raise ValueError("local transform jobs take whole files (SplitType None) only")
+        environment = self._get_container_environment(**kwargs)
+        work = Path(_work_folder(session)) / f"transform-{self.name}"
+        server = ModelServer(
+            session, self.primary_container["Image"], transform_resources["InstanceType"], self.name
+        )
+        self.start_time = _now()
+        try:
+            model_dir = fetch_model(
+                session.s3_client, self.primary_container["ModelDataUrl"], work / "model"
+            )
+            _readable_by_all(model_dir)
+            server.start(model_dir, environment)
+            host = server.wait_until_healthy()
+            parameters = self._execution_parameters(host, server.port)
+            for setting in ("BatchStrategy", "MaxPayloadInMB", "MaxConcurrentTransforms"):
+                if setting not in kwargs and setting in parameters:
+                    kwargs[setting] = parameters[setting]
+            kwargs.update(self._get_required_defaults(**kwargs))
+            self.batch_strategy = kwargs["BatchStrategy"]
+            self.environment = dict(kwargs.get("Environment") or {})
+            self.max_concurrent = max(1, int(kwargs.get("MaxConcurrentTransforms") or 1))
+            self._transform_all(host, server.port, int(kwargs["MaxPayloadInMB"]))
+        finally:
+            server.stop()
+            _remove_tree(work)
+        self.end_time = _now()
+        self.state = self._COMPLETED
+
+    def _get_container_environment(self, **kwargs: Any) -> dict[str, str]:
+        environment: dict[str, str] = super()._get_container_environment(**kwargs)
+        if kwargs.get("MaxConcurrentTransforms"):
+            # The SDK forces 1 here; this job honours the value.
+            environment["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(
+                kwargs["MaxConcurrentTransforms"]
+            )
+        return environment
+
+    def describe(self) -> dict[str, Any]:
+        response: dict[str, Any] = super().describe()
+        response["MaxConcurrentTransforms"] = getattr(self, "max_concurrent", 1)
+        return response
+
+    def _execution_parameters(self, host: str, port: int) -> dict[str, Any]:
+        status, body = request(host, port, "GET", "/execution-parameters")
+        if status != 200:
+            return {}
+        parameters: dict[str, Any] = json.loads(body)
+        if parameters.get("BatchStrategy") in ("MULTI_RECORD", "SINGLE_RECORD"):
+            # The container answers with the environment's spelling; the API's is CamelCase.
+            parameters["BatchStrategy"] = (
+                "MultiRecord" if parameters["BatchStrategy"] == "MULTI_RECORD" else "SingleRecord"
+            )
+        return parameters
+
+    def _transform_all(self, host: str, port: int, max_payload_mb: int) -> None:
+        """Post every input object, ``max_concurrent`` at a time; write each answer as ``.out``."""
+        s3 = _s3_for_threads(self.local_session, self.max_concurrent)
+        input_uri = self.input_data["DataSource"]["S3DataSource"]["S3Uri"]
+        in_bucket, in_prefix = split_s3_uri(input_uri)
+        out_bucket, out_prefix = split_s3_uri(self.output_data["S3OutputPath"])
+        keys = list_keys(s3, input_uri)
+        headers = {"Content-Type": self.input_data.get("ContentType") or "application/x-image"}
+        if self.output_data.get("Accept"):
+            headers["Accept"] = self.output_data["Accept"]
+        limit = max_payload_mb * 1024 * 1024 if max_payload_mb else None
+        progress: Progress | None = getattr(self.local_session, "on_transform_record", None)
+        local = threading.local()
+        done = [0]
+        lock = threading.Lock()
+
+        def one(key: str) -> None:
+            body = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
+            if limit is not None and len(body) > limit:
+                raise RuntimeError(
+                    f"{key} is {len(body)} bytes, over MaxPayloadInMB={max_payload_mb}"
+                )
+            if getattr(local, "connection", None) is None:
+                local.connection = http.client.HTTPConnection(host, port, timeout=120)
+            try:
+                status, answer = request(
+                    host, port, "POST", "/invocations", body, headers, connection=local.connection
+                )
+            except (OSError, http.client.HTTPException):
+                local.connection.close()
+                local.connection = None
+                raise
+            if status != 200:
+                raise RuntimeError(
+                    f"the model answered {status} for s3://{in_bucket}/{key}: {answer[:300]!r}"
+                )
+            s3.put_object(
+                Bucket=out_bucket, Key=output_key(in_prefix, key, out_prefix), Body=answer
+            )
+            with lock:
+                done[0] += 1
+                count = done[0]
+            if progress is not None:
+                progress(count, len(keys), key)
+
+        with ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="transform") as pool:
+            for future in [pool.submit(one, key) for key in keys]:
+                future.result()
+
+
+def _s3_for_threads(session: Any, threads: int) -> Any:
+    """The session's S3 client, or one like it whose connection pool fits ``threads`` (boto3
+    keeps 10 connections; more threads would each open and discard their own)."""
+    s3 = session.s3_client
+    if threads <= 10:
+        return s3
+    from botocore.config import Config
+
+    return session.boto_session.client(
+        "s3",
+        endpoint_url=s3.meta.endpoint_url,
+        config=s3.meta.config.merge(Config(max_pool_connections=threads)),
+    )
+
+
+class TransformJobs:
+    """Mixed into a local client: ``create_transform_job`` runs ``ExtendedLocalTransformJob``."""
+
+    sagemaker_session: Any
+
+    def create_transform_job(
+        self,
+        TransformJobName: str,  # noqa: N803 - the API's names
+        ModelName: str,  # noqa: N803
+        TransformInput: dict,  # noqa: N803
+        TransformOutput: dict,  # noqa: N803
+        TransformResources: dict,  # noqa: N803
+        **kwargs: Any,
+    ) -> None:
+        """SageMaker's concurrency and output names; no telemetry."""
+        from sagemaker.local.local_session import LocalSagemakerClient
+
+        job = ExtendedLocalTransformJob(TransformJobName, ModelName, self.sagemaker_session)
+        LocalSagemakerClient._transform_jobs[TransformJobName] = job
+        job.start(TransformInput, TransformOutput, TransformResources, **kwargs)
+
+
+def _work_folder(session: Any) -> str:
+    import tempfile
+
+    configured = ((session.config or {}).get("local") or {}).get("container_root")
+    return os.path.abspath(configured) if configured else tempfile.gettempdir()
+
+
+def _readable_by_all(folder: Path) -> None:
+    """The serving image runs as an unprivileged user: it must read every file of the model."""
+    for path in [folder, *_walk(folder)]:
+        path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            yield Path(root) / name
+
+
+def _remove_tree(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now()

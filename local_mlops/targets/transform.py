@@ -1,0 +1,196 @@
+"""Batch transform on either target: a registered version scores a folder or an S3 prefix.
+
+The same code runs both: a SageMaker model (the version's artifact in the serving image) and a
+``Transformer`` job on the target's job session — local mode's (extended in
+``localmode/transform.py``) or SageMaker's. Images are whole files (``SplitType`` None) sent as
+``application/x-image``; ``BatchStrategy`` is MultiRecord and ``MaxConcurrentTransforms`` comes
+from the container's ``/execution-parameters`` (its max batch), so the server's dynamic batcher
+merges the concurrent records into shared forwards. The job asks the container to answer an
+unreadable image with an error entry (``MLOPS_RECORD_ERRORS``) instead of failing the job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local_mlops.config import Settings
+from local_mlops.errors import LocalMlopsError
+from local_mlops.pipeline import contract
+from local_mlops.serving import batch
+from local_mlops.serving import local as serving_local
+
+Say = Callable[[str], None]
+OnRecord = Callable[[int, int, str], None]
+MAX_PAYLOAD_MB = 6  # SageMaker's default; the serving image's limit too
+
+
+def job_name(settings: Settings, now: dt.datetime | None = None) -> str:
+    """A unique job (and model) name within SageMaker's 63 characters."""
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M%S-%f")[:-3]
+    return f"{settings.project[:30]}-transform-{stamp}"
+
+
+def transformer_environment(top: int) -> dict[str, str]:
+    """What the job sets for the serving container."""
+    return {contract.TOP_K_ENV: str(top), contract.RECORD_ERRORS_ENV: "1"}
+
+
+def run_job(
+    target: Any,
+    session: Any,
+    *,
+    name: str,
+    model_data_url: str,
+    source: batch.Location,
+    destination: batch.Location,
+    top: int,
+    tags: list[dict[str, str]],
+) -> None:
+    """Create the model and run the transform job to its end (raises on a failed job)."""
+    from sagemaker.transformer import Transformer
+
+    session.create_model(
+        name,
+        role=target.role_arn,
+        container_defs={
+            "Image": target.model_image_uri,
+            "ModelDataUrl": model_data_url,
+            "Environment": {},
+        },
+        tags=tags,
+    )
+    transformer = Transformer(
+        model_name=name,
+        instance_count=1,
+        instance_type=target.transform_instance_type,
+        strategy="MultiRecord",
+        output_path=destination.uri,
+        accept="application/json",
+        max_payload=MAX_PAYLOAD_MB,
+        env=transformer_environment(top),
+        tags=tags,
+        sagemaker_session=session,
+    )
+    transformer.transform(
+        data=source.uri,
+        data_type="S3Prefix",
+        content_type=contract.TRANSFORM_CONTENT_TYPE,
+        split_type=None,
+        job_name=name,
+        wait=True,
+        logs=False,
+    )
+
+
+def transform(
+    settings: Settings,
+    say: Say,
+    *,
+    input_path: str,
+    output_path: str,
+    version: int | None = None,
+    top: int = 3,
+    on_start: Callable[[int], None] | None = None,
+    on_record: OnRecord | None = None,
+) -> batch.Summary:
+    """Score every image under ``input_path`` with a registered version; the job's summary."""
+    from local_mlops.targets.endpoints import opened
+
+    if top < 1:
+        raise LocalMlopsError(f"--top {top} is out of range", "pass --top 1 or more")
+    job = Job(settings, job_name(settings), top, on_start, on_record)
+    source = batch.locate(input_path, settings.bucket, job.name, "input")
+    destination = batch.locate(output_path, settings.bucket, job.name, "output")
+    if source.folder is not None:
+        batch.image_files(source.folder)  # an empty or missing folder fails before anything starts
+    with opened(settings, say) as (target, _):
+        package = serving_local.resolve_package(
+            target.models, settings.model_package_group, version
+        )
+        with target.job_session() as session:
+            return job.score(say, target, session, package, source, destination)
+
+
+@dataclass
+class Job:
+    """One transform job's settings, name and callbacks."""
+
+    settings: Settings
+    name: str
+    top: int
+    on_start: Callable[[int], None] | None = None
+    on_record: OnRecord | None = None
+
+    def score(
+        self,
+        say: Say,
+        target: Any,
+        session: Any,
+        package: dict[str, Any],
+        source: batch.Location,
+        destination: batch.Location,
+    ) -> batch.Summary:
+        """Stage the input, run the job, read its outputs back (and download them)."""
+        from local_mlops.account.tags import project_tags
+
+        model_data_url = serving_local.model_data_url(package)
+        chosen = int(package["ModelPackageVersion"])
+        s3 = session.s3_client
+        if source.folder is not None:
+            names = batch.upload_folder(s3, source.folder, source)
+            say(f"Uploaded {len(names)} file(s) from {source.folder} to {source.uri}")
+        else:
+            names = batch.list_names(s3, source)
+        say(f"Transform job {self.name}: version {chosen} scores {len(names)} image(s)")
+        if self.on_start is not None:
+            self.on_start(len(names))
+        session.on_transform_record = self.on_record
+        started = time.perf_counter()
+        try:
+            # The SDK's wait prints dots and "!" on stdout, which stays machine-readable.
+            with contextlib.redirect_stdout(sys.stderr):
+                run_job(
+                    target,
+                    session,
+                    name=self.name,
+                    model_data_url=model_data_url,
+                    source=source,
+                    destination=destination,
+                    top=self.top,
+                    tags=project_tags(self.settings, created_by="transform"),
+                )
+        except Exception as exc:
+            raise LocalMlopsError(
+                f"transform job {self.name} failed: {_reason(exc)}",
+                f"check the model with `local-mlops models describe {chosen}`; "
+                "an image the model cannot read is an error entry, not a failure",
+            ) from exc
+        seconds = time.perf_counter() - started
+        results = batch.read_results(s3, destination, names)
+        folder = ""
+        if destination.folder is not None:
+            batch.download(s3, destination, names, destination.folder)
+            folder = str(Path(destination.folder).resolve())
+        return batch.summarize(
+            results,
+            seconds,
+            job_name=self.name,
+            version=chosen,
+            input_uri=source.uri,
+            output_uri=destination.uri,
+            output_folder=folder,
+        )
+
+
+def _reason(exc: Exception) -> str:
+    """The failure reason SageMaker reports, else the error's own text (first lines)."""
+    reason = getattr(exc, "message", None) or str(exc)
+    lines = str(reason).strip().splitlines()
+    return "\n".join(lines[:12]) if lines else type(exc).__name__
