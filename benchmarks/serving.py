@@ -122,7 +122,9 @@ def in_process(folder: Path, body: bytes) -> dict[str, dict[str, float]]:
     return figures
 
 
-async def load(port: int, body: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+async def load(
+    port: int, body: bytes, concurrency: int, seconds: float, host: str = "127.0.0.1"
+) -> dict[str, float]:
     """Keep-alive clients posting ``body`` for ``seconds``; latency percentiles and req/s."""
     request = (
         b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
@@ -133,7 +135,7 @@ async def load(port: int, body: bytes, concurrency: int, seconds: float) -> dict
     deadline = time.perf_counter() + seconds
 
     async def client() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(host, port)
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             writer.write(request)
@@ -184,6 +186,14 @@ def run_container(image: str, folder: Path, port: int) -> tuple[str, float, floa
     return name, ready, resident_mb(name)
 
 
+def container_address(name: str) -> str:
+    """The container's address on Docker's bridge (reachable from this host only)."""
+    return subprocess.run(
+        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+         name], capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
 def resident_mb(name: str) -> float:
     pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", name],
                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
@@ -204,14 +214,20 @@ def bench(backbone: str, image: str, seconds: float) -> dict[str, Any]:
         progress(f"{backbone}: starting the serving container ...")
         name, ready, rss = run_container(image, folder, port)
         try:
-            http = {}
+            http, bridge = {}, {}
+            address = container_address(name)
             for concurrency in (1, 16):
                 progress(f"{backbone}: HTTP load at concurrency {concurrency} for {seconds:g} s")
                 http[concurrency] = asyncio.run(load(port, body, concurrency, seconds))
+                # The same through the container's own address: no docker-proxy on the way.
+                bridge[concurrency] = asyncio.run(
+                    load(8080, body, concurrency, seconds, host=address)
+                )
             rss_after = resident_mb(name)
         finally:
             subprocess.run(["docker", "rm", "-f", name], capture_output=True)
-    return {"backbone": backbone, "in_process": local, "http": http, "ping_s": ready,
+    return {"backbone": backbone, "in_process": local, "http": http, "bridge": bridge,
+            "ping_s": ready,
             "rss_mb": rss, "rss_after_load_mb": rss_after}  # fmt: skip
 
 
@@ -230,9 +246,11 @@ def report(result: dict[str, Any]) -> None:
         print(f"in-process {name:15}{row['single_ms']:>10.2f}{row['batch_ms']:>12.2f}"
               f"{row['batch_img_s']:>15.0f}")  # fmt: skip
     print(f"{'':26}{'p50 ms':>10}{'p99 ms':>12}{'req/s':>15}{'non-200':>9}")
-    for c, row in http.items():
-        print(f"HTTP serving c={c:<11}{row['p50_ms']:>10.2f}{row['p99_ms']:>12.2f}"
-              f"{row['req_s']:>15.0f}{row['non_200']:>9}")  # fmt: skip
+    for via, rows in (("", http), ("bridge ", result["bridge"])):
+        for c, row in rows.items():
+            label = f"HTTP {via}c={c}"
+            print(f"{label:26}{row['p50_ms']:>10.2f}{row['p99_ms']:>12.2f}"
+                  f"{row['req_s']:>15.0f}{row['non_200']:>9}")  # fmt: skip
     print(f"start to /ping 200: {result['ping_s']:.2f} s; resident: {result['rss_mb']:.0f} MB "
           f"loaded, {result['rss_after_load_mb']:.0f} MB after the load")  # fmt: skip
     goals = [
