@@ -94,6 +94,18 @@ def _registered_by_the_run(sm: Any) -> None:
             "SupportedContentTypes": ["image/png"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
+        DriftCheckBaselines={
+            "ModelDataQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": f"s3://{BUCKET}/baseline/statistics.json",
+                },
+                "Constraints": {
+                    "ContentType": "application/json",
+                    "S3Uri": f"s3://{BUCKET}/baseline/constraints.json",
+                },
+            }
+        },
     )
 
 
@@ -186,9 +198,11 @@ def test_init_run_deploy_schedule_down_leaves_nothing_of_the_projects(
     _registered_by_the_run(sm)
     # Approving deploys: model, endpoint config with data capture, endpoint (the CLI's path).
     _ok(["models", "approve", "1", "--cloud", "--reason", "good enough"])
-    scheduler.create_schedule_group(Name="local-mlops", Tags=TAGS)
-    _schedule(scheduler, "local-mlops-monitor", "local-mlops", SCHEDULER_ROLE_ARN)
-    _schedule(scheduler, "local-mlops-monitor-default", "default", SCHEDULER_ROLE_ARN)
+    # The monitoring job on a timer: an EventBridge Scheduler schedule, made by the CLI.
+    _ok(["monitor", "schedule", "--every", "1h", "--cloud"])
+    made = scheduler.get_schedule(Name="local-mlops-monitor-local-mlops-endpoint")["Target"]
+    assert made["Arn"].endswith(":sagemaker:createProcessingJob")
+    assert made["RoleArn"] == SCHEDULER_ROLE_ARN  # the stack's role, written by cloud init
 
     status = json.loads(_ok(["cloud", "status", "--json"]).stdout)
     kinds = {(r["kind"], r["name"]) for r in status["resources"]}
@@ -199,8 +213,7 @@ def test_init_run_deploy_schedule_down_leaves_nothing_of_the_projects(
         ("endpoint-config", config),
         ("model", model),
         ("pipeline", "local-mlops-pipeline"),
-        ("schedule", "local-mlops-monitor"),
-        ("schedule", "local-mlops-monitor-default"),
+        ("schedule", "local-mlops-monitor-local-mlops-endpoint"),
     } == kinds
     endpoint = next(r for r in status["resources"] if r["kind"] == "endpoint")
     assert (endpoint["instance_type"], endpoint["instance_count"]) == ("ml.m5.large", 1)
