@@ -92,8 +92,10 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"{message} (set LOCAL_MLOPS_REQUIRE_DOCKER=1 to fail)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not longer: Playwright's sync API keeps its event loop
+    running in the main thread while it is open, and later tests that call asyncio.run fail."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

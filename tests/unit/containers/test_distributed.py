@@ -19,11 +19,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from conftest import CONTAINERS, make_dataset, read_json
+from rank_worker import epoch_on_rank
 
-from mlops_container import distributed, loop, preprocess
-from mlops_container.distributed import Cluster, Group
+from mlops_container import distributed, preprocess
+from mlops_container.distributed import Cluster
 from mlops_container.errors import UserError
-from mlops_container.hyperparameters import Hyperparameters
 
 HOSTS = ["algo-1", "algo-2"]
 HP = {"epochs": "2", "batch_size": "16", "backbone": '"resnet18"'}
@@ -147,32 +147,12 @@ def test_missing_peer_fails_the_rendezvous_with_the_reason(tmp_path: Path, prepa
     assert "could not rendezvous" in reason and "['algo-2']" in reason, reason
 
 
-def _epoch_on_rank(rank: int, world: int, port: int, data: Any, queue: Any) -> None:
-    """One epoch of a tiny linear model (no batch norm) on rank ``rank`` of ``world``."""
-    os.environ.update({"MLOPS_DIST_MASTER_ADDR": "127.0.0.1", "MLOPS_DIST_PORT": str(port)})
-    torch.set_num_threads(1)
-    hosts = [f"algo-{i + 1}" for i in range(world)]
-    group = Group(Cluster(hosts, hosts[rank]))
-    group.start()
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
-    hp = Hyperparameters(batch_size=8, augment="none", learning_rate=0.1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    split = loop.Split(*data)
-    generator = torch.Generator().manual_seed(7)
-    loss, accuracy, _ = loop.run_epoch(group.wrap(model), optimizer, split, hp, generator, group)
-    val = loop.evaluate_split(model, split, group)
-    weights = [p.detach().flatten().tolist() for p in model.parameters()]  # no shared memory
-    queue.put((rank, weights, loss, accuracy, val))
-    group.close()
-
-
 def run_ranks(world: int, data: Any) -> list[Any]:
     context = mp.get_context("spawn")
     queue = context.Queue()
     port = free_port()
     processes = [
-        context.Process(target=_epoch_on_rank, args=(rank, world, port, data, queue))
+        context.Process(target=epoch_on_rank, args=(rank, world, port, data, queue))
         for rank in range(world)
     ]
     for process in processes:
