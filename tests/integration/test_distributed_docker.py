@@ -118,7 +118,8 @@ def test_two_instances_train_one_model_as_good_as_one(
     assert result.model_package is not None
     uri = result.model_package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     bucket, key = uri.removeprefix("s3://").split("/", 1)
-    body = s3_client(settings).get_object(Bucket=bucket, Key=key)["Body"].read()
+    client = s3_client(settings, settings.s3_endpoint)
+    body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         names = sorted(n.lstrip("./") for n in tar.getnames() if n.lstrip("./"))
         meta = tar.extractfile(next(m for m in tar.getmembers() if m.name.endswith("model.json")))
