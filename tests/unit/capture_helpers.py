@@ -6,7 +6,8 @@ import base64
 import datetime as dt
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,18 @@ from PIL import Image
 from local_mlops.serving.capture import Capture, CaptureWriter, s3_uploader
 
 NOW = dt.datetime.now(dt.UTC)
+
+
+@contextmanager
+def moto_bucket(bucket: str = "bkt") -> Iterator[Any]:
+    """An S3 client on moto's in-process mock with ``bucket`` created."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=bucket)
+        yield client
 
 
 def image_bytes(colour: tuple[int, int, int], size: int = 12, format: str = "PNG") -> bytes:

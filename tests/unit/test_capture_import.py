@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from capture_helpers import answer, image_bytes, json_request, write_captures
+from capture_helpers import answer, image_bytes, json_request, moto_bucket, write_captures
 from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
@@ -28,11 +27,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def client() -> Iterator[Any]:
-    from moto import mock_aws
-
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="bkt")
+    with moto_bucket("bkt") as s3:
         yield s3
 
 

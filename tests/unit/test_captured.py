@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_helpers import NOW, answer, image_bytes, json_request, write_captures
+from capture_helpers import NOW, answer, image_bytes, json_request, moto_bucket, write_captures
 
 from local_mlops.config import load_settings
 from local_mlops.errors import LocalMlopsError
@@ -30,12 +30,7 @@ RED, BLUE = image_bytes((220, 0, 0)), image_bytes((0, 0, 220))
 
 @pytest.fixture
 def client() -> Iterator[Any]:
-    import boto3
-    from moto import mock_aws
-
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="bkt")
+    with moto_bucket("bkt") as s3:
         yield s3
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_helpers import NOW, answer, image_bytes, json_request, write_captures
+from capture_helpers import NOW, answer, image_bytes, json_request, moto_bucket, write_captures
 from typer.testing import CliRunner
 
 from local_mlops.cli.app import app
@@ -26,12 +26,7 @@ GT_KEY = re.compile(r"^groundtruth/digits/\d{4}/\d{2}/\d{2}/\d{2}/local-mlops-la
 
 @pytest.fixture
 def client() -> Iterator[Any]:
-    import boto3
-    from moto import mock_aws
-
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="bkt")
+    with moto_bucket("bkt") as s3:
         yield s3
 
 
