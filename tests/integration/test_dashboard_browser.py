@@ -4,7 +4,6 @@ a second version blue/green. Screenshots of each page land in test-artifacts/ui/
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from PIL import Image
 
 from local_mlops import s3 as s3_helpers
 from local_mlops.config import Settings
@@ -140,10 +138,13 @@ def approve_in_the_browser(page: Any, dashboard: str, version: int, name: str) -
     shot(page, name)
 
 
-def digit_png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("L", (8, 8), 0).save(buffer, format="PNG")
-    return buffer.getvalue()
+def split_pngs(settings: Settings, n: int, drift: str | None = None, seed: int = 0) -> list[bytes]:
+    """``n`` requests drawn from the test split of the run the endpoint serves (``traffic``'s)."""
+    client = s3_helpers.s3_client(settings, settings.s3_endpoint)
+    key, _ = traffic.endpoint_split(settings, client, ENDPOINT)
+    images, labels = traffic.load_split(client, settings.bucket, key)
+    strength = 0.2 if drift else None
+    return traffic.draw(images, labels, n, drift, strength, seed)[0]
 
 
 def test_registry_approve_button_deploys_the_version(
@@ -178,10 +179,8 @@ def test_endpoint_pages_show_traffic_and_a_blue_green_update(
         region_name=settings.region,
         **s3_helpers.FAKE_CREDENTIALS,
     )
-    for _ in range(12):
-        reply = runtime.invoke_endpoint(
-            EndpointName=ENDPOINT, Body=digit_png(), ContentType="image/png"
-        )
+    for body in split_pngs(settings, 12):
+        reply = runtime.invoke_endpoint(EndpointName=ENDPOINT, Body=body, ContentType="image/png")
         assert "predictions" in json.loads(reply["Body"].read())
     page.goto(f"{dashboard}/endpoints")
     row = page.locator("#endpoints").inner_text()
@@ -211,7 +210,7 @@ def test_endpoint_pages_show_traffic_and_a_blue_green_update(
     assert page.locator("#endpoint-version").inner_text() == f"v{newer}"
     assert f"Version {version} → {newer}" in page.locator("#update").inner_text()
     reply = runtime.invoke_endpoint(
-        EndpointName=ENDPOINT, Body=digit_png(), ContentType="image/png"
+        EndpointName=ENDPOINT, Body=split_pngs(settings, 1, seed=1)[0], ContentType="image/png"
     )
     assert reply["InvokedProductionVariant"] == "AllTraffic"
     shot(page, "endpoint-updated")
@@ -226,14 +225,13 @@ def test_monitoring_and_labeling_pages_show_a_real_monitoring_run_and_the_captur
     # job), then brightened requests and the monitoring job again over the hour.
     clean = first_report.first_report(settings, target, ENDPOINT, print)
     assert clean["traffic"]["ok"] == first_report.REQUESTS
-    client = s3_helpers.s3_client(settings, settings.s3_endpoint)
-    key, _ = traffic.endpoint_split(settings, client, ENDPOINT)
-    images, labels = traffic.load_split(client, settings.bucket, key)
-    bodies, _ = traffic.draw(images, labels, DRIFTED, "brightness", 0.2, seed=3)
+    assert clean["report"]["records"] >= first_report.REQUESTS  # with the requests above
+    bodies = split_pngs(settings, DRIFTED, "brightness", seed=3)
     sent = traffic.send(local_invocations_url(settings, ENDPOINT), ENDPOINT, bodies)
     assert sent.ok == DRIFTED, sent.error_samples
     daemon.flush_router(settings)
     drifted = run_monitor(settings, target, ENDPOINT, timedelta(hours=1), say=print)
+    assert drifted["records"] == clean["report"]["records"] + DRIFTED
     assert "brightness" in drifted["violated_features"]
 
     page.goto(f"{dashboard}/monitoring")
