@@ -80,6 +80,9 @@ class Settings:
     # Approving a version deploys it; a finished run approves its new version. Unset: on for
     # the local target, off for the cloud (see load_settings).
     auto_approve: bool = False
+    # After auto_approve deploys a local endpoint: a few dozen clean requests and one monitoring
+    # job, so the main job ends with a monitoring report (monitoring/first_report.py).
+    first_report: bool = True
     endpoint_name: str = "local-mlops-endpoint"
     # The image endpoints run; empty: the serving image (serving_image_uri).
     endpoint_image: str = ""

@@ -195,6 +195,9 @@ def run(
 ) -> None:
     """Run the pipeline: validate, preprocess, train or tune, evaluate, gate, register.
 
+    Locally (auto_approve) the new version is then approved and deployed, and first_report sends
+    a few dozen requests to it and runs one monitoring job: the dashboard has a report to show.
+
     Example: local-mlops run --local --epochs 5 --instance-count 2
     """
     from local_mlops.pipeline import hyperparameters, runner, steps
@@ -260,23 +263,32 @@ def run(
     except KeyboardInterrupt as stop:
         _report_stopped(stop)
     err.print(f"[dim]container logs: {log_path}[/dim]")
-    if as_json:
-        print_json(result.as_dict())
-    else:
+    if not as_json:
         err.print(_summary(result))
     if not result.succeeded:
+        if as_json:
+            print_json(result.as_dict())
         _print_failure(result)
         raise LocalMlopsError(
             f"the pipeline {result.status.lower()}: {result.failure_reason or 'see the steps above'}",
             f"inspect it with `local-mlops runs describe {result.execution_arn.rsplit('/', 1)[-1]}`",
         )
-    package = result.model_package
-    if settings.auto_approve and package and package.get("ModelApprovalStatus") != "Approved":
-        _approve_and_deploy(settings, package)
+    # What happens after the run joins its --json document, which is printed even when a later
+    # part fails (the error then follows on stderr, exit 1).
+    after: dict[str, Any] = {}
+    try:
+        package = result.model_package
+        if settings.auto_approve and package and package.get("ModelApprovalStatus") != "Approved":
+            after["deployment"] = _approve_and_deploy(settings, package)
+            if settings.first_report:
+                after["first_report"] = _first_report(settings, after["deployment"]["endpoint"])
+    finally:
+        if as_json:
+            print_json(result.as_dict() | after)
     say("done")
 
 
-def _approve_and_deploy(settings: Any, package: dict[str, Any]) -> None:
+def _approve_and_deploy(settings: Any, package: dict[str, Any]) -> dict[str, Any]:
     """auto_approve (on for the local target): approve, deploy, show one prediction."""
     from local_mlops.targets import endpoints as service
 
@@ -291,3 +303,22 @@ def _approve_and_deploy(settings: Any, package: dict[str, Any]) -> None:
             f"[green]✓[/green] sample prediction for {sample['file'].rsplit('/', 1)[-1]} "
             f"(labelled {sample['true_label']}): {sample['label']} ({ranked})"
         )
+    return {"endpoint": view, "sample_prediction": sample}
+
+
+def _first_report(settings: Any, endpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """first_report: a burst of clean traffic and one monitoring job (local endpoints only)."""
+    from local_mlops.monitoring.first_report import first_report, one_line
+    from local_mlops.targets import kind_of
+    from local_mlops.targets.endpoints import opened
+
+    if not kind_of(settings).local_router:
+        say("first_report: skipped (it sends its requests through the local router)")
+        return None
+    if not settings.data_capture:
+        say("first_report: skipped (data_capture is off: nothing would be captured to monitor)")
+        return None
+    with opened(settings, say, persistent=True) as (target, _):
+        result = first_report(settings, target, endpoint["name"], say)
+    err.print(f"[green]✓[/green] {one_line(result)}")
+    return result

@@ -21,28 +21,16 @@ def test_split(settings: Settings, endpoint: str) -> tuple[Any, str, Any]:
     from local_mlops.s3 import s3_client
     from local_mlops.serving import daemon
     from local_mlops.serving.state import EndpointStore
-    from local_mlops.stores.registry import LocalModelRegistry
     from local_mlops.targets.endpoints import persistent_s3
 
-    document = EndpointStore(settings.state_path).get(endpoint)
+    EndpointStore(settings.state_path).get(endpoint)  # a missing endpoint is named first
     info = daemon.router_info(settings)
     if info is None or not info.running:
         raise LocalMlopsError(
             "the endpoint router is not running", "start it with `local-mlops up`"
         )
     client = s3_client(settings, persistent_s3(settings, say))
-    registry = LocalModelRegistry(client, settings.bucket, settings.region)
-    executions = [
-        str(p.get("PipelineExecutionArn") or "").rsplit("/", 1)[-1]
-        for p in registry.list_packages(settings.model_package_group)
-        if p.get("ModelPackageVersion") == document.version
-    ]
-    key = gen.test_split_key(client, settings.bucket, settings.pipeline_name, executions)
-    if key is None:
-        raise LocalMlopsError(
-            f"no test split under s3://{settings.bucket}/{settings.pipeline_name}/",
-            "run the pipeline first: local-mlops run",
-        )
+    key, document = gen.endpoint_split(settings, client, endpoint)
     return client, key, document
 
 

@@ -84,6 +84,18 @@ def read_json(s3: Any, uri: str) -> Any:
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+def window_bounds(now: datetime, window: timedelta) -> tuple[datetime, datetime]:
+    """(start, end) of the window that ends ``now``, in whole seconds (the job's arguments).
+
+    The end is rounded up: the job reads ``inferenceTime < end``, so a request captured in this
+    very second (traffic sent just before) is in the window instead of just past its end.
+    """
+    end = now.replace(microsecond=0)
+    if now.microsecond:
+        end += timedelta(seconds=1)
+    return end - window, end
+
+
 def run_monitor(
     settings: Settings,
     target: Target,
@@ -94,8 +106,7 @@ def run_monitor(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Run the monitoring job for the last ``window`` of ``endpoint``; returns the report."""
-    end = (now or datetime.now(UTC)).replace(microsecond=0)
-    start = end - window
+    start, end = window_bounds(now or datetime.now(UTC), window)
     group = settings.model_package_group
     package = pick_package(target.models.list_packages(group), version)
     baseline_folder(package)  # fails before any job starts

@@ -21,11 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from local_mlops.config import Settings
 from local_mlops.errors import LocalMlopsError
 from local_mlops.monitoring.shifts import SHIFTS, check_shift, png_bytes, shifted_sample
 from local_mlops.pipeline import contract
 from local_mlops.pipeline.steps import PREPROCESS
 from local_mlops.serving import loadgen
+from local_mlops.serving.state import Endpoint, EndpointStore
+from local_mlops.stores.registry import LocalModelRegistry
 
 MAX_REQUESTS = 100_000
 MAX_CONCURRENCY = 16
@@ -73,6 +76,25 @@ def test_split_key(
         if execution in by_execution:
             return by_execution[execution]
     return max(found)[1] if found else None
+
+
+def endpoint_split(settings: Settings, s3: Any, endpoint: str) -> tuple[str, Endpoint]:
+    """(the key of the test split, the endpoint's document): the split of the run that registered
+    the version the endpoint serves."""
+    document = EndpointStore(settings.state_path).get(endpoint)
+    registry = LocalModelRegistry(s3, settings.bucket, settings.region)
+    executions = [
+        str(p.get("PipelineExecutionArn") or "").rsplit("/", 1)[-1]
+        for p in registry.list_packages(settings.model_package_group)
+        if p.get("ModelPackageVersion") == document.version
+    ]
+    key = test_split_key(s3, settings.bucket, settings.pipeline_name, executions)
+    if key is None:
+        raise LocalMlopsError(
+            f"no test split under s3://{settings.bucket}/{settings.pipeline_name}/",
+            "run the pipeline first: local-mlops run",
+        )
+    return key, document
 
 
 def load_split(s3: Any, bucket: str, key: str) -> tuple[np.ndarray, np.ndarray]:

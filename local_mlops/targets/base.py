@@ -34,6 +34,7 @@ class TargetKind:
     checks_account: bool  # doctor and the run preflight check an AWS account
     costs_money: bool  # a run asks before it starts
     fake_credentials: bool  # S3 is reached with FAKE_CREDENTIALS, not the AWS chain
+    local_router: bool  # its endpoints answer through the local router (traffic, first report)
 
     def s3_session_args(self, settings: Settings) -> dict[str, Any]:
         """boto3.Session keyword arguments (besides the region) for the target's S3."""
@@ -50,6 +51,7 @@ KINDS = {
         checks_account=False,
         costs_money=False,
         fake_credentials=True,
+        local_router=True,
     ),
     "cloud": TargetKind(
         "cloud",
@@ -58,6 +60,7 @@ KINDS = {
         checks_account=True,
         costs_money=True,
         fake_credentials=False,
+        local_router=False,
     ),
 }
 

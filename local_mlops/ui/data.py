@@ -8,11 +8,13 @@ page stays fast with many runs and versions while a run in flight still shows it
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
 import tarfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from local_mlops.errors import LocalMlopsError
 from local_mlops.serving.capture import CAPTURE_PREFIX
 from local_mlops.ui.jobs import Deploy, Deployments
 
+FETCHERS = 8  # documents fetched at once on a cold page
 HISTORY_FILE = "history.json"  # written by the train entry point into output/data
 GROUND_TRUTH_PREFIX = "groundtruth"  # SageMaker's ground-truth records, by endpoint
 
@@ -59,6 +62,7 @@ class ObjectCache:
         self.bucket = bucket
         self._docs: dict[tuple[str, str], tuple[str, Any]] = {}
         self._blobs: dict[tuple[str, str], bytes | None] = {}
+        self._written: dict[str, Any] = {}  # documents that never change once written
         self._lock = threading.Lock()
 
     def listing(self, prefix: str, suffix: str = "") -> list[tuple[str, str]]:
@@ -103,6 +107,28 @@ class ObjectCache:
         with self._lock:
             self._docs[(self.bucket, key)] = (etag, doc)
         return doc
+
+    def written_documents(self, keys: list[str]) -> dict[str, Any]:
+        """{key: JSON document} of documents that never change once written (a monitoring
+        report's files): each fetched once, the missing ones in parallel; a key that does not
+        exist yet (a report still being written) is left out and tried again next time."""
+        with self._lock:
+            found = {k: self._written[k] for k in keys if k in self._written}
+        missing = [k for k in keys if k not in found]
+        if missing:
+            with ThreadPoolExecutor(max_workers=min(FETCHERS, len(missing))) as pool:
+                fetched = dict(zip(missing, pool.map(self._fetch_json, missing), strict=True))
+            fetched = {k: doc for k, doc in fetched.items() if doc is not None}
+            with self._lock:
+                self._written.update(fetched)
+            found.update(fetched)
+        return found
+
+    def _fetch_json(self, key: str) -> Any:
+        try:
+            return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except (ClientError, ValueError):
+            return None
 
     def line_count(self, key: str, etag: str) -> int:
         """The number of non-empty lines of one object (JSON Lines), cached by ETag."""
@@ -271,18 +297,23 @@ class Dashboard:
     def baseline_statistics(self, version: int | None) -> dict[str, Any]:
         """The drift-check baseline statistics.json of ``version`` (else the newest Approved
         version); empty when that version has none."""
-        packages = self.packages()
-        chosen = next((p for p in packages if p.get("ModelPackageVersion") == version), None)
-        chosen = chosen or next(
-            (p for p in packages if p.get("ModelApprovalStatus") == "Approved"), None
-        )
+        chosen = None
+        if version is not None:  # the endpoint's version: one document, not the whole registry
+            with contextlib.suppress(LocalMlopsError):
+                chosen = self.package(int(version))
+        if chosen is None:
+            packages = self.packages()
+            chosen = next((p for p in packages if p.get("ModelPackageVersion") == version), None)
+            chosen = chosen or next(
+                (p for p in packages if p.get("ModelApprovalStatus") == "Approved"), None
+            )
         baselines = (chosen or {}).get("DriftCheckBaselines") or {}
         uri = str(((baselines.get("ModelDataQuality") or {}).get("Statistics") or {}).get("S3Uri"))
-        body = self.cache.blob(uri) if uri.startswith("s3://") else None
-        try:
-            return dict(json.loads(body)) if body else {}
-        except ValueError:
+        if not uri.startswith("s3://"):
             return {}
+        bucket, key = split_s3(uri)
+        doc = self.cache.written_documents([key]).get(key) if bucket == self.cache.bucket else None
+        return dict(doc) if isinstance(doc, dict) else {}
 
     def captures(self) -> list[dict[str, Any]]:
         """Per endpoint: captured records and ground-truth labels (JSON Lines under

@@ -4,36 +4,35 @@ a second version blue/green. Screenshots of each page land in test-artifacts/ui/
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from PIL import Image
 
 from local_mlops import s3 as s3_helpers
 from local_mlops.config import Settings
 from local_mlops.devenv import dockerhost
+from local_mlops.monitoring import first_report, traffic
+from local_mlops.monitoring.run import run_monitor
 from local_mlops.pipeline import runner
 from local_mlops.s3 import ensure_bucket
 from local_mlops.serving import daemon, local
 from local_mlops.serving.fleet import ENDPOINT_LABEL, free_port
 from local_mlops.targets import open_target
+from local_mlops.targets.endpoints import local_invocations_url
 from local_mlops.ui.data import Dashboard
 from local_mlops.ui.server import DashboardServer
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
-from monitoring_reports import STAMPS, report  # noqa: E402  (in the monitoring job's format)
 
 pytestmark = [pytest.mark.docker, pytest.mark.ui]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 ENDPOINT = "ui-it-endpoint"
+DRIFTED = 100  # brightened requests after the first report
 DEPLOY_TIMEOUT_MS = 300_000
 
 
@@ -139,10 +138,13 @@ def approve_in_the_browser(page: Any, dashboard: str, version: int, name: str) -
     shot(page, name)
 
 
-def digit_png() -> bytes:
-    buffer = io.BytesIO()
-    Image.new("L", (8, 8), 0).save(buffer, format="PNG")
-    return buffer.getvalue()
+def split_pngs(settings: Settings, n: int, drift: str | None = None, seed: int = 0) -> list[bytes]:
+    """``n`` requests drawn from the test split of the run the endpoint serves (``traffic``'s)."""
+    client = s3_helpers.s3_client(settings, settings.s3_endpoint)
+    key, _ = traffic.endpoint_split(settings, client, ENDPOINT)
+    images, labels = traffic.load_split(client, settings.bucket, key)
+    strength = 0.2 if drift else None
+    return traffic.draw(images, labels, n, drift, strength, seed)[0]
 
 
 def test_registry_approve_button_deploys_the_version(
@@ -177,10 +179,8 @@ def test_endpoint_pages_show_traffic_and_a_blue_green_update(
         region_name=settings.region,
         **s3_helpers.FAKE_CREDENTIALS,
     )
-    for _ in range(12):
-        reply = runtime.invoke_endpoint(
-            EndpointName=ENDPOINT, Body=digit_png(), ContentType="image/png"
-        )
+    for body in split_pngs(settings, 12, seed=11):  # other draws than the first report's
+        reply = runtime.invoke_endpoint(EndpointName=ENDPOINT, Body=body, ContentType="image/png")
         assert "predictions" in json.loads(reply["Body"].read())
     page.goto(f"{dashboard}/endpoints")
     row = page.locator("#endpoints").inner_text()
@@ -192,7 +192,8 @@ def test_endpoint_pages_show_traffic_and_a_blue_green_update(
         assert page.locator(f"svg[aria-label^='{chart}'] polyline").count() >= 1
     shot(page, "endpoint")
 
-    # A second version of the same artifact, pending: approving it updates the endpoint.
+    # A second version of the same artifact and baselines, pending: approving it updates the
+    # endpoint (and the monitoring below compares with its baselines).
     registry = open_target(settings, settings.s3_endpoint).models
     package = registry.describe(f"{settings.model_package_group}/{version}")
     container = package["InferenceSpecification"]["Containers"][0]
@@ -201,6 +202,7 @@ def test_endpoint_pages_show_traffic_and_a_blue_green_update(
         model_data_url=container["ModelDataUrl"],
         image=container["Image"],
         metrics=package.get("Metrics"),
+        drift_check_baselines=package.get("DriftCheckBaselines"),
     )
     newer = int(second["ModelPackageVersion"])
     approve_in_the_browser(page, dashboard, newer, "model-approved-update")
@@ -208,39 +210,51 @@ def test_endpoint_pages_show_traffic_and_a_blue_green_update(
     assert page.locator("#endpoint-version").inner_text() == f"v{newer}"
     assert f"Version {version} → {newer}" in page.locator("#update").inner_text()
     reply = runtime.invoke_endpoint(
-        EndpointName=ENDPOINT, Body=digit_png(), ContentType="image/png"
+        EndpointName=ENDPOINT, Body=split_pngs(settings, 1, seed=12)[0], ContentType="image/png"
     )
     assert reply["InvokedProductionVariant"] == "AllTraffic"
     shot(page, "endpoint-updated")
 
 
-def test_monitoring_and_labeling_pages_show_reports_and_captures(
+def test_monitoring_and_labeling_pages_show_a_real_monitoring_run_and_the_captures(
     page: Any, dashboard: str, runs: tuple[Settings, runner.RunResult, str]
 ) -> None:
     settings, _, _ = runs
-    # Reports in the monitoring job's format (docs/monitoring.md); the job itself lives with
-    # the monitoring code.
-    s3 = s3_helpers.s3_client(settings, settings.s3_endpoint)
-    for i, stamp in enumerate(STAMPS):
-        names = ("statistics.json", "constraint_violations.json", "summary.json")
-        for name, doc in zip(names, report(i, ENDPOINT), strict=True):
-            key = f"monitoring/{ENDPOINT}/{stamp}/{name}"
-            s3.put_object(Bucket=settings.bucket, Key=key, Body=json.dumps(doc))
+    target = open_target(settings, settings.s3_endpoint)
+    # The main job's first report (clean requests from the run's test split, one monitoring
+    # job), then brightened requests and the monitoring job again over the hour.
+    clean = first_report.first_report(settings, target, ENDPOINT, print)
+    assert clean["traffic"]["ok"] == first_report.REQUESTS
+    assert clean["report"]["records"] >= first_report.REQUESTS  # with the requests above
+    bodies = split_pngs(settings, DRIFTED, "brightness", seed=3)
+    sent = traffic.send(local_invocations_url(settings, ENDPOINT), ENDPOINT, bodies)
+    assert sent.ok == DRIFTED, sent.error_samples
+    daemon.flush_router(settings)
+    drifted = run_monitor(settings, target, ENDPOINT, timedelta(hours=1), say=print)
+    assert drifted["records"] == clean["report"]["records"] + DRIFTED
+    assert "brightness" in drifted["violated_features"]
+
     page.goto(f"{dashboard}/monitoring")
     page.click(f"#monitored >> text={ENDPOINT}")
     page.wait_for_url(f"**/monitoring/{ENDPOINT}")
-    assert page.locator("#latest-violations").inner_text() == "2"
+    assert page.locator("#latest-violations").inner_text() == str(len(drifted["violations"]))
     assert "brightness" in page.locator(".alert").inner_text()
+    # one line per drawn feature, through both reports
     assert page.locator("svg[aria-label^='drift distance'] polyline").count() >= 2
-    assert "exceeds threshold: 0.1" in page.locator("details.report").first.inner_text()
+    latest = page.locator("details.report").first.inner_text()
+    assert drifted["report_uri"].removesuffix("/") in latest
+    assert "exceeds threshold: 0.1" in latest
+    reports = page.locator("details.report")
+    assert reports.count() == 2  # newest first
+    assert clean["report"]["report_uri"].removesuffix("/") in reports.last.inner_text()
     shot(page, "monitoring")
 
-    daemon.flush_router(settings)  # the router writes captured requests in batches
     page.goto(f"{dashboard}/labeling")
     row = page.locator("#captures").inner_text()
     assert ENDPOINT in row and f"local-mlops label --from-capture {ENDPOINT}" in row
     captured = int(page.locator("#captures tbody tr td.num").first.inner_text().split()[0])
-    assert captured >= 13  # every request above was captured (sampling 100%)
+    # every request of these tests was captured (sampling 100%)
+    assert captured >= 13 + first_report.REQUESTS + DRIFTED
     shot(page, "labeling")
 
 

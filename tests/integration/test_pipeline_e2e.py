@@ -86,11 +86,13 @@ def test_runs_and_models_commands_show_what_the_runs_left(
     assert json.loads(cli.invoke(app, ["models", "describe", arn]).stdout)["ModelPackageArn"] == arn
 
 
-def test_traffic_then_monitor_on_the_digits_endpoint_flags_brightness_only(
+def test_the_main_job_ends_deployed_with_a_first_report_then_drift_is_flagged(
     digits_runs: Any, serving_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The issue's "Done when": deploy the digits model, `traffic`, `monitor run --json` (no
-    violation); `traffic --drift brightness`, `monitor run --json` (violations, reports in S3)."""
+    """The README's main job, `local-mlops run --json` (its steps served from the cache of the
+    digits run): auto_approve deploys the new version and the run ends with a first monitoring
+    report over its own burst of clean traffic (no violation); then `traffic --drift brightness`
+    and `monitor run --json` flag brightness, with the reports in S3."""
     settings = digits_runs.settings
     env = {
         "LOCAL_MLOPS_S3_ENDPOINT": digits_runs.url,
@@ -111,18 +113,25 @@ def test_traffic_then_monitor_on_the_digits_endpoint_flags_brightness_only(
         return dict(json.loads(result.stdout))
 
     try:
-        approved = cli.invoke(app, ["models", "approve", "1", "--reason", "monitoring test"])
-        assert approved.exit_code == 0, approved.output[-3000:]
-        sent = invoke("traffic", "--n", "200", "--seed", "1", "--json")
-        assert (sent["sent"], sent["ok"], sent["errors"]) == (200, 200, 0)
-        assert sent["test_split"].endswith("/Preprocess/output/test/data.npz")
-        clean = invoke("monitor", "run", "--json")
-        assert clean["records"] == 200 and clean["violations"] == [], clean["violations"]
+        run = invoke("run", "--local", "--threshold", "0", "--json")
+        assert run["succeeded"] and run["metrics"] == digits_runs.first.metrics
+        version = run["model_package"]["ModelPackageVersion"]
+        assert run["deployment"]["endpoint"]["name"] == "e2e-digits"
+        assert run["deployment"]["endpoint"]["version"] == version
+        assert run["deployment"]["sample_prediction"]["label"]
+        first = run["first_report"]
+        print(f"first_report took {first['seconds']} s")  # the cost it adds to the main job
+        assert (first["traffic"]["sent"], first["traffic"]["ok"]) == (48, 48)
+        assert first["traffic"]["test_split"].endswith("/Preprocess/output/test/data.npz")
+        clean = first["report"]
+        # the 48 and the sample prediction, every one of them in the window
+        assert clean["records"] == 49 and clean["violations"] == [], clean["violations"]
+        assert clean["report_uri"].startswith(f"s3://{settings.bucket}/monitoring/e2e-digits/")
 
         drifted = invoke("traffic", "--n", "200", "--seed", "2", "--drift", "brightness", "--json")
         assert drifted["ok"] == 200 and drifted["strength"] == 0.1
-        report = invoke("monitor", "run", "--json")  # the hour: 200 clean, 200 brightened
-        assert report["records"] == 400 and "brightness" in report["violated_features"]
+        report = invoke("monitor", "run", "--json")  # the hour: 49 clean, 200 brightened
+        assert report["records"] == 249 and "brightness" in report["violated_features"]
         assert report["report_uri"].startswith(f"s3://{settings.bucket}/monitoring/e2e-digits/")
         prefix = report["report_uri"].removeprefix(f"s3://{settings.bucket}/")
         client = s3_client(settings, digits_runs.url)

@@ -98,6 +98,14 @@ def test_auto_approve_is_on_for_local_and_off_for_cloud_unless_set(tmp_path: Pat
     assert forced.auto_approve is True
 
 
+def test_the_first_monitoring_report_is_on_unless_turned_off(tmp_path: Path) -> None:
+    assert load_settings(config_file=write_config(tmp_path, ""), environ={}).first_report is True
+    off = load_settings(config_file=write_config(tmp_path, "first_report = false"), environ={})
+    assert off.first_report is False
+    env = {"LOCAL_MLOPS_FIRST_REPORT": "0"}
+    assert load_settings(config_file=write_config(tmp_path, ""), environ=env).first_report is False
+
+
 def test_the_endpoint_image_is_one_setting(tmp_path: Path) -> None:
     path = write_config(tmp_path, "")
     assert (

@@ -252,6 +252,33 @@ def test_monitoring_pages_show_drift_predictions_confidence_accuracy_and_violati
     assert reports.index("2026-12-01 22:00:00 UTC") < reports.index("2026-12-01 20:00:00 UTC")
 
 
+def test_a_report_read_while_the_job_writes_it_is_complete_on_the_next_load(
+    ui: str, world: World
+) -> None:
+    """Report files are fetched once (they never change), but a file not written yet is not
+    remembered as missing: the page shows the report whole once the job has finished."""
+    s3 = world.target.session.s3_client
+    statistics, violations, summary = report(2, "writing")
+    folder = f"monitoring/writing/{STAMPS[0]}"
+    s3.put_object(Bucket=BUCKET, Key=f"{folder}/statistics.json", Body=json.dumps(statistics))
+    status, html = get(f"{ui}/monitoring/writing")
+    assert status == 200 and '<dd id="latest-violations">0</dd>' in html
+    s3.put_object(Bucket=BUCKET, Key=f"{folder}/summary.json", Body=json.dumps(summary))
+    body = json.dumps(violations)
+    s3.put_object(Bucket=BUCKET, Key=f"{folder}/constraint_violations.json", Body=body)
+    status, html = get(f"{ui}/monitoring/writing")
+    count = len(violations["violations"])
+    assert status == 200 and f'<dd id="latest-violations">{count}</dd>' in html
+    assert "Baseline drift distance: 0.31 exceeds threshold: 0.1" in html
+    later = f"monitoring/writing/{STAMPS[1]}"
+    for name, doc in zip(
+        ("statistics", "constraint_violations", "summary"), report(0, "writing"), strict=True
+    ):
+        s3.put_object(Bucket=BUCKET, Key=f"{later}/{name}.json", Body=json.dumps(doc))
+    status, html = get(f"{ui}/monitoring/writing")
+    assert html.count('<details class="report"') == 2  # a new report shows at once
+
+
 def test_monitoring_of_an_endpoint_without_reports_says_how_to_make_one(ui: str) -> None:
     status, html = get(f"{ui}/monitoring/nosuch")
     assert status == 404 and "local-mlops monitor run --endpoint nosuch" in html

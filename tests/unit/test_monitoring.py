@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -93,3 +93,14 @@ def test_monitor_run_with_a_bad_window_is_one_red_line() -> None:
     result = CliRunner().invoke(app, ["monitor", "run", "--window", "soon"])
     assert result.exit_code == 1
     assert "--window 'soon' is not a duration" in result.output
+
+
+def test_the_window_holds_a_request_captured_in_the_same_second() -> None:
+    """`traffic` then `monitor run` within the second (the first report does so): the window's
+    end is whole seconds, and `inferenceTime < end` must still hold for that request."""
+    captured = datetime(2026, 12, 2, 5, 16, 50, 200_000, tzinfo=UTC)
+    start, end = run.window_bounds(captured + timedelta(milliseconds=300), timedelta(hours=1))
+    assert start <= captured < end
+    assert (end.microsecond, end - start) == (0, timedelta(hours=1))
+    on_the_second = datetime(2026, 12, 2, 6, 0, 0, tzinfo=UTC)
+    assert run.window_bounds(on_the_second, timedelta(hours=1))[1] == on_the_second
