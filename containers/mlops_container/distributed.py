@@ -109,6 +109,12 @@ def _seconds(env: str, default: float) -> float:
         return default
 
 
+def _first_sentence(error: BaseException) -> str:
+    """gloo's errors go on with advice and an emoji after the first sentence: keep that one."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.split(". ", 1)[0][:300]
+
+
 def looks_like_lost_peer(error: BaseException) -> bool:
     """Whether an error from inside a collective reads like a lost peer or a timeout."""
     text = str(error).lower()
@@ -192,7 +198,7 @@ class Group:
                 raise
             raise PeerLostError(
                 f"lost a peer while {doing}: host {self.cluster.current_host} (rank {self.rank} "
-                f"of {self.world}) got {type(error).__name__}: {str(error).strip()[:300]} "
+                f"of {self.world}) got {type(error).__name__}: {_first_sentence(error)} "
                 f"(collective timeout {self.timeout:.0f} s); {self._peers_named()} "
                 "stopped or became unreachable, see its log"
             ) from error
