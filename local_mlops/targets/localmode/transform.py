@@ -6,7 +6,7 @@ The SDK's ``_LocalTransformJob`` (2.257.7) starts the model's serving container,
 ``invoke_endpoint``), polls ``/ping`` every 5 s, mounts the model from a 0700 temp folder (the
 serving image's unprivileged user cannot read it) and writes its outputs under an extra
 ``<job name>/`` prefix. ``ExtendedLocalTransformJob`` keeps the SDK's flow and request shapes
-and changes those five things:
+and changes these things:
 
 - the model is extracted into a folder readable by all (``chmod -R a+rX``) and mounted from there;
 - ``/ping`` is polled every 0.2 s; a container that exits first fails the job with its log;
