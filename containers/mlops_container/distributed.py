@@ -7,6 +7,11 @@ rendezvousing on the first host (the leader, rank 0). A lost peer must fail the 
 the rendezvous and every collective have a timeout, and communication errors become a
 :class:`PeerLostError` naming the peer hosts (written to ``output/failure`` like any job error).
 
+The same hyperparameters train the same model as on one host: each step's global batch is split
+between the ranks, DDP averages the gradients, and batch norm normalizes with the whole global
+batch's statistics (:class:`GlobalBatchNorm2d`, torch's ``SyncBatchNorm`` on the CPU, which
+torch's own refuses), not each rank's half.
+
 Example (two processes on one machine, as the unit tests run it)::
 
     MLOPS_DIST_MASTER_ADDR=127.0.0.1 python3 -m mlops_container.train   # on each host
@@ -104,6 +109,12 @@ def _seconds(env: str, default: float) -> float:
         return default
 
 
+def _first_sentence(error: BaseException) -> str:
+    """gloo's errors go on with advice and an emoji after the first sentence: keep that one."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.split(". ", 1)[0][:300]
+
+
 def looks_like_lost_peer(error: BaseException) -> bool:
     """Whether an error from inside a collective reads like a lost peer or a timeout."""
     text = str(error).lower()
@@ -187,10 +198,14 @@ class Group:
                 raise
             raise PeerLostError(
                 f"lost a peer while {doing}: host {self.cluster.current_host} (rank {self.rank} "
-                f"of {self.world}) got {type(error).__name__}: {str(error).strip()[:300]} "
-                f"(collective timeout {self.timeout:.0f} s); one of {self.cluster.peers} "
+                f"of {self.world}) got {type(error).__name__}: {_first_sentence(error)} "
+                f"(collective timeout {self.timeout:.0f} s); {self._peers_named()} "
                 "stopped or became unreachable, see its log"
             ) from error
+
+    def _peers_named(self) -> str:
+        peers = self.cluster.peers
+        return f"host {peers[0]}" if len(peers) == 1 else f"one of the hosts {peers}"
 
     def sum(self, values: list[float]) -> list[float]:
         """Element-wise sum over the ranks."""
@@ -223,10 +238,13 @@ class Group:
             dist.broadcast(buffer, src=0)
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        """``DistributedDataParallel`` over the trainable parameters (the model with one host)."""
+        """``DistributedDataParallel`` over the trainable parameters, batch norm over the global
+        batch (the model with one host). The buffers stay equal on every rank by construction,
+        so DDP need not broadcast them before each forward."""
         if self.world == 1:
             return model
-        return nn.parallel.DistributedDataParallel(model)
+        use_global_batch_norm(model)
+        return nn.parallel.DistributedDataParallel(model, forward_sync_buffers=False)
 
     def barrier(self) -> None:
         if self.world > 1:
@@ -237,3 +255,76 @@ class Group:
             with contextlib.suppress(RuntimeError):
                 dist.destroy_process_group()
             self.started = False
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """``all_reduce`` (sum) with its gradient: every rank's output is the sum, so each input's
+    gradient is the sum of the outputs' gradients over the ranks."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """``BatchNorm2d`` whose training statistics are the whole global batch's (all ranks): the
+    per-channel sum and sum of squares are summed over the ranks in one collective, in float64.
+    Evaluation (running statistics) and the state dict are plain ``BatchNorm2d``'s."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return super().forward(x)
+        channels = x.shape[1]
+        wide = x.double()
+        local = torch.cat(
+            [
+                wide.sum((0, 2, 3)),
+                (wide * wide).sum((0, 2, 3)),
+                torch.tensor([x.numel() / channels], dtype=torch.float64),
+            ]
+        )
+        total = _SumOverRanks.apply(local)
+        count = total[-1].detach()
+        mean = total[:channels] / count
+        var = (total[channels : 2 * channels] / count - mean * mean).clamp_min(0)
+        if self.track_running_stats and self.running_mean is not None:
+            self._update_running_stats(mean.detach(), var.detach(), count.item())
+        shape = (1, channels, 1, 1)
+        scale = torch.rsqrt(var + self.eps).to(x.dtype)
+        out = (x - mean.to(x.dtype).view(shape)) * scale.view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: float) -> None:
+        """As ``BatchNorm2d`` does: the unbiased variance, momentum or a cumulative average."""
+        assert self.running_mean is not None and self.running_var is not None
+        assert self.num_batches_tracked is not None
+        self.num_batches_tracked.add_(1)
+        momentum = (
+            self.momentum
+            if self.momentum is not None
+            else 1.0 / float(self.num_batches_tracked.item())
+        )
+        unbiased = var * (count / max(count - 1.0, 1.0))
+        self.running_mean.mul_(1 - momentum).add_(mean.to(self.running_mean.dtype), alpha=momentum)
+        self.running_var.mul_(1 - momentum).add_(
+            unbiased.to(self.running_var.dtype), alpha=momentum
+        )
+
+
+def use_global_batch_norm(model: nn.Module) -> None:
+    """Make every ``BatchNorm2d`` of ``model`` a :class:`GlobalBatchNorm2d` in place: the same
+    parameter and buffer tensors (an optimizer built before keeps working)."""
+    for module in model.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = GlobalBatchNorm2d

@@ -36,20 +36,48 @@ def set_backbone_trainable(model: nn.Module, architecture: str, trainable: bool)
         parameter.requires_grad = trainable or name.startswith(head)
 
 
+@dataclass
+class Augmentation:
+    """Per-image pad-and-crop offsets (``light``) and horizontal flips (``flip``)."""
+
+    offsets: torch.Tensor | None
+    flips: torch.Tensor | None
+
+    def part(self, rows: slice) -> Augmentation:
+        return Augmentation(
+            None if self.offsets is None else self.offsets[rows],
+            None if self.flips is None else self.flips[rows],
+        )
+
+    def apply(self, images: torch.Tensor) -> torch.Tensor:
+        if self.offsets is None:
+            return images
+        size_h, size_w = images.shape[2:]
+        padded = nn.functional.pad(images, [AUGMENT_PAD] * 4, mode="replicate")
+        out = torch.stack(
+            [
+                padded[i, :, y : y + size_h, x : x + size_w]
+                for i, (y, x) in enumerate(self.offsets.tolist())
+            ]
+        )
+        if self.flips is not None:
+            out[self.flips] = out[self.flips].flip(3)
+        return out
+
+
+def draw_augmentation(count: int, mode: str, generator: torch.Generator) -> Augmentation:
+    """The random shifts (and flips) of a batch of ``count`` images: drawn for the whole global
+    batch on every rank, so each rank's slice gets what one host would have drawn for it."""
+    if mode == "none":
+        return Augmentation(None, None)
+    offsets = torch.randint(0, 2 * AUGMENT_PAD + 1, (count, 2), generator=generator)
+    flips = torch.rand(count, generator=generator) < 0.5 if mode == "flip" else None
+    return Augmentation(offsets, flips)
+
+
 def augment_batch(images: torch.Tensor, mode: str, generator: torch.Generator) -> torch.Tensor:
     """``light``: random shifts (pad-and-crop); ``flip``: plus horizontal flips."""
-    if mode == "none":
-        return images
-    size_h, size_w = images.shape[2:]
-    padded = nn.functional.pad(images, [AUGMENT_PAD] * 4, mode="replicate")
-    offsets = torch.randint(0, 2 * AUGMENT_PAD + 1, (len(images), 2), generator=generator)
-    out = torch.stack(
-        [padded[i, :, y : y + size_h, x : x + size_w] for i, (y, x) in enumerate(offsets.tolist())]
-    )
-    if mode == "flip":
-        flips = torch.rand(len(images), generator=generator) < 0.5
-        out[flips] = out[flips].flip(3)
-    return out
+    return draw_augmentation(len(images), mode, generator).apply(images)
 
 
 def run_epoch(
@@ -62,32 +90,37 @@ def run_epoch(
 ) -> tuple[float, float, float]:
     """One pass over shuffled train batches; returns (loss, accuracy, images/s).
 
-    With several ranks (``group``), every rank draws the same shuffled order (same seeded
-    generator), takes ``order[rank::world]`` and batches of ``batch_size // world``, so the
-    effective batch is unchanged; ``model`` is then the DDP wrapper, which averages gradients.
-    Loss, accuracy and images/s are summed over the ranks: every rank returns the same figures.
+    With several ranks (``group``) every step is the step one host would take: every rank draws
+    the same shuffled order and augmentation (same seeded generator), takes the rows
+    ``rank::world`` of each ``batch_size`` global batch, and scales its summed loss so that DDP's
+    average of the ranks' gradients is the gradient of the global batch's mean loss; batch norm
+    uses the global batch's statistics (``Group.wrap``). A last global batch with fewer images
+    than ranks is left out. Loss, accuracy and images/s are summed over the ranks: every rank
+    returns the same figures.
     """
     rank, world = (group.rank, group.world) if group else (0, 1)
     model.train()
     started = time.perf_counter()
     order = torch.randperm(len(data.labels), generator=generator)
-    if world > 1:  # equal shards, so every rank runs the same number of steps
-        order = order[: len(order) - len(order) % world][rank::world]
-    batch_size = max(1, hp.batch_size // world)
-    total_loss, correct = 0.0, 0
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        inputs = augment_batch(data.images[index].float().div_(255), hp.augment, generator)
+    mine = slice(rank, None, world)
+    total_loss, correct, count = 0.0, 0, 0
+    for start in range(0, len(order), hp.batch_size):
+        batch = order[start : start + hp.batch_size]
+        if len(batch) < world:
+            break
+        augmentation = draw_augmentation(len(batch), hp.augment, generator).part(mine)
+        index = batch[mine]
+        inputs = augmentation.apply(data.images[index].float().div_(255))
         targets = data.labels[index]
         optimizer.zero_grad(set_to_none=True)
         logits = model(inputs)
-        loss = nn.functional.cross_entropy(logits, targets)
-        loss.backward()
+        summed = nn.functional.cross_entropy(logits, targets, reduction="sum")
+        (summed * (world / len(batch))).backward()
         optimizer.step()
-        total_loss += loss.item() * len(index)
+        total_loss += summed.detach().item()
         correct += int((logits.argmax(1) == targets).sum())
+        count += len(index)
     seconds = time.perf_counter() - started
-    count = len(order)
     if group is not None and world > 1:
         total_loss, summed_correct, summed_count = group.sum([total_loss, correct, count])
         correct, count = int(summed_correct), int(summed_count)

@@ -1,7 +1,8 @@
-"""Two training instances through local mode on digits: two containers, one model."""
+"""Two training instances through local mode on digits: two containers, one model, a lost host."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import subprocess
 import tarfile
@@ -22,13 +23,13 @@ pytestmark = pytest.mark.docker
 
 class TrainingContainers(threading.Thread):
     """Watches the training containers of our image while a run goes: their last status, and
-    (``kill_after``) kills each new ``algo-2`` once the job's leader printed that epoch."""
+    (``kill_after``) kills each new ``algo-2`` once the job's leader printed that text."""
 
     def __init__(self, image: str, kill_after: str = "") -> None:
         super().__init__(daemon=True)
         self.image, self.kill_after = image, kill_after
         self.status: dict[str, str] = {}  # container name -> docker status
-        self.killed: dict[str, float] = {}  # container name -> monotonic time of the kill
+        self.killed: dict[str, float] = {}  # container name -> time of the kill (epoch seconds)
         self.done = threading.Event()
         self.started_at = self.ended_at = 0.0
 
@@ -47,7 +48,7 @@ class TrainingContainers(threading.Thread):
                 self.status[name] = status
                 if self._should_kill(name, status):
                     subprocess.run(["docker", "kill", name], capture_output=True, timeout=30)
-                    self.killed[name] = time.monotonic()
+                    self.killed[name] = time.time()
             time.sleep(0.5)
 
     def _should_kill(self, name: str, status: str) -> bool:
@@ -102,10 +103,10 @@ def test_two_instances_train_one_model_as_good_as_one(
     assert result.succeeded, result.failure_reason
     assert result.instance_count == 2
     one = digits_runs.first.metrics["accuracy"]
-    # Measured 2026-12-02: 0.9889 on 2 instances against 1.0000 on one (270 test images, so one
-    # point is 2.7 images; batch-norm statistics are per rank). The goal is one point; allowed
-    # here: 3 images.
-    assert abs(result.metrics["accuracy"] - one) <= 3 / 270 + 1e-9, (
+    # Within one point: at most 2 of digits' 270 test images (one point is 2.7). Each step is the
+    # step one host takes (the global batch's batch-norm statistics and augmentation); what is
+    # left is float noise (see the two-rank unit test).
+    assert abs(result.metrics["accuracy"] - one) <= 2 / 270 + 1e-9, (
         result.metrics["accuracy"],
         one,
     )
@@ -127,3 +128,41 @@ def test_two_instances_train_one_model_as_good_as_one(
     assert names == ["model.json", "model.onnx", "model.pt"], names
     train = next(s for s in result.steps if s["StepName"] == graph.TRAIN)
     assert train["StepStatus"] == "Succeeded"
+
+
+def test_a_killed_training_container_fails_the_step_fast_with_the_reason(
+    runtime_image: str, digits_runs: Any
+) -> None:
+    """``docker kill`` of algo-2 once the leader finished an epoch: the leader's next collective
+    fails, it writes the reason, and the step fails in seconds rather than hanging. No data step
+    runs (they come from the cache), and 40 epochs would take minutes, so a step that ends soon
+    after its kill ended because of it."""
+    settings = replace(digits_runs.settings, model_package_group="distributed-killed")
+    options = runner.RunOptions(
+        parameters={"AccuracyThreshold": 0.0, "TrainingInstanceCount": 2, "Epochs": 40}
+    )
+    watcher = TrainingContainers(runtime_image, kill_after="epoch=")
+    result = run_watched(settings, options, watcher)
+
+    assert result.status == "Failed"
+    assert watcher.killed, f"no algo-2 container was killed: {watcher.status}"
+    train = next(s for s in result.steps if s["StepName"] == graph.TRAIN)
+    assert train["StepStatus"] == "Failed", train
+    # A lost instance is SageMaker's internal error: the retry policy tried once more, and the
+    # watcher killed that attempt's algo-2 too. The step failed after the last kill, within the
+    # issue's 60 s (the collective timeout alone would be 60 s: the leader saw the closed socket).
+    last_kill = max(watcher.killed.values())
+    ended = dt.datetime.fromisoformat(train["EndTime"]).timestamp()
+    print(f"kill -> {graph.TRAIN} failed: {ended - last_kill:.1f} s "
+          f"(attempts {train['Attempts']}, kills {len(watcher.killed)})")  # fmt: skip
+    assert 0 < ended - last_kill < 60, (ended - last_kill, train)
+    # The reason is the leader's, in one line, naming the host that was killed.
+    last_killed = max(watcher.killed, key=lambda name: watcher.killed[name])
+    killed_host = last_killed.split("-", 1)[1]  # the container is named PREFIX-HOST
+    for reason in (train["FailureReason"], result.failure_reason):
+        assert "\n" not in reason, reason
+        assert "lost a peer while training" in reason and f"host {killed_host} " in reason, reason
+    # Every killed host died of the kill; the leaders exited with the job's failure (2).
+    codes = exit_codes(watcher)
+    assert {codes[name] for name in watcher.killed} == {"137"}, codes
+    assert {c for n, c in codes.items() if "-algo-1-" in n} == {"2"}, codes

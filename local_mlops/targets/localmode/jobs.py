@@ -7,6 +7,10 @@ objective and the step's log tail) — per job, even with trials running in para
 Compose labels every container with ``com.docker.compose.project.working_dir`` (the job's temp
 folder), so after the job we find its container by that label and ask Docker directly.
 
+The SDK deletes each host's folder when a job ends, ``output/failure`` with it: SageMaker's
+``FailureReason`` is that file, so ``JobContainer`` reads it first and a failed job's error
+leads with the reason a host wrote (a lost peer, bad data) in one line.
+
 Each job holds its cores of the machine's core budget (``cores.py``) while it runs, so jobs of
 concurrent runs queue instead of oversubscribing the CPU.
 """
@@ -18,6 +22,7 @@ import logging
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from sagemaker.local.entities import _LocalProcessingJob, _LocalTrainingJob
@@ -35,6 +40,45 @@ logger = logging.getLogger(__name__)
 NUM_CPUS_ENV = "SM_NUM_CPUS"
 
 WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
+
+
+# Where a job's script writes why it failed (SageMaker reads it as the job's FailureReason).
+FAILURE_FILE = "output/failure"
+REASON_MAX_CHARS = 1024  # SageMaker's FailureReason limit
+
+
+def read_failure_reasons(container_root: str | None, hosts: list[str]) -> dict[str, str]:
+    """The first line of each host's ``output/failure`` (hosts that wrote none are left out)."""
+    reasons = {}
+    for host in hosts if container_root else []:
+        path = Path(str(container_root), host, FAILURE_FILE)
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            continue
+        if text:
+            reasons[host] = text.splitlines()[0][:REASON_MAX_CHARS]
+    return reasons
+
+
+class JobContainer(_SageMakerContainer):
+    """The SDK's job runner, keeping each host's failure reason before it deletes the hosts'
+    folders (``_cleanup`` runs in ``train``'s and ``process``'s ``finally``)."""
+
+    failure_reasons: dict[str, str]
+
+    def _cleanup(self, dirs_to_delete: Any = None) -> None:
+        self.failure_reasons = read_failure_reasons(self.container_root, list(self.hosts))
+        super()._cleanup(dirs_to_delete)
+
+
+def job_reason(container: Any) -> str:
+    """The reason the job's hosts wrote, one line: one host's, or each host's after its name."""
+    reasons: dict[str, str] = getattr(container, "failure_reasons", None) or {}
+    distinct = list(dict.fromkeys(reasons.values()))
+    if len(distinct) <= 1:
+        return distinct[0] if distinct else ""
+    return "; ".join(f"{host}: {reason}" for host, reason in reasons.items())
 
 
 def _docker(*argv: str, timeout: float = 30) -> str:
@@ -134,9 +178,13 @@ class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
         with self._outcomes_lock:
             self.outcomes[outcome.job_name] = outcome
 
-    def _raise_failed(self, outcome: JobOutcome, error: BaseException) -> None:
-        tail = "\n".join(outcome.log_tail[-10:])
+    def _raise_failed(self, outcome: JobOutcome, error: BaseException, reason: str = "") -> None:
+        """The job's error: the reason its hosts wrote when there is one (one line; the log tail
+        is the step's ``LogTail``), else the SDK's error and the last log lines."""
         detail = f" (container exit code {outcome.exit_code})" if outcome.exit_code else ""
+        if reason:
+            raise JobFailedError(f"{reason}{detail}", outcome) from error
+        tail = "\n".join(outcome.log_tail[-10:])
         message = f"{type(error).__name__}: {error}{detail}"
         if tail:
             message += f"\nLast log lines:\n{tail}"
@@ -152,7 +200,7 @@ class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
         Environment: dict | None = None,
         **kwargs: Any,
     ) -> None:
-        container = _SageMakerContainer(
+        container = JobContainer(
             ResourceConfig["InstanceType"],
             ResourceConfig["InstanceCount"],
             AlgorithmSpecification["TrainingImage"],
@@ -179,7 +227,7 @@ class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
         except Exception as error:  # the SDK raises bare RuntimeError/ValueError: classify all
             outcome.container_root = getattr(container, "container_root", None)
             self._finish(outcome, error)
-            self._raise_failed(outcome, error)
+            self._raise_failed(outcome, error, job_reason(container))
         outcome.container_root = container.container_root
         self._finish(outcome, None)
         LocalSagemakerClient._training_jobs[TrainingJobName] = training_job
@@ -194,7 +242,7 @@ class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
         ProcessingOutputConfig: dict | None = None,
         **kwargs: Any,
     ) -> None:
-        container = _SageMakerContainer(
+        container = JobContainer(
             ProcessingResources["ClusterConfig"]["InstanceType"],
             ProcessingResources["ClusterConfig"]["InstanceCount"],
             AppSpecification["ImageUri"],
@@ -215,7 +263,7 @@ class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
         except Exception as error:  # noqa: BLE001 - classified and re-raised
             outcome.container_root = getattr(container, "container_root", None)
             self._finish(outcome, error)
-            self._raise_failed(outcome, error)
+            self._raise_failed(outcome, error, job_reason(container))
         outcome.container_root = container.container_root
         self._finish(outcome, None)
         LocalSagemakerClient._processing_jobs[ProcessingJobName] = processing_job

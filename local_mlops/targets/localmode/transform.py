@@ -6,7 +6,7 @@ The SDK's ``_LocalTransformJob`` (2.257.7) starts the model's serving container,
 ``invoke_endpoint``), polls ``/ping`` every 5 s, mounts the model from a 0700 temp folder (the
 serving image's unprivileged user cannot read it) and writes its outputs under an extra
 ``<job name>/`` prefix. ``ExtendedLocalTransformJob`` keeps the SDK's flow and request shapes
-and changes those five things:
+and changes these things:
 
 - the model is extracted into a folder readable by all (``chmod -R a+rX``) and mounted from there;
 - ``/ping`` is polled every 0.2 s; a container that exits first fails the job with its log;
@@ -15,7 +15,9 @@ and changes those five things:
   server's dynamic batcher merges them into one forward — SageMaker's way of batching records
   that are whole files (``SplitType`` None);
 - each input object ``PREFIX/REL`` becomes ``S3OutputPath/REL.out``, as SageMaker names it;
-- a callback (the session's ``on_transform_record(done, total, key)``) reports progress.
+- a callback (the session's ``on_transform_record(done, total, key)``) reports progress;
+- the input objects are downloaded ahead of the records that need them (``Prefetch``), starting
+  while the container starts, so the records phase posts and writes instead of waiting on GETs.
 
 A record the container answers with a status other than 200 fails the job with the file's name
 and the answer, as on SageMaker.
@@ -23,6 +25,7 @@ and the answer, as on SageMaker.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -30,7 +33,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +48,13 @@ from local_mlops.targets.localmode.runs import remove_containers
 logger = logging.getLogger(__name__)
 
 PING_INTERVAL_SECONDS = 0.2
+# Inputs downloaded ahead of the records: GETs at once, and bodies held at most.
+PREFETCH_THREADS = 8
+PREFETCH_WINDOW = 256
 PING_TIMEOUT_SECONDS = 180.0
 DEFAULT_MAX_PAYLOAD_MB = 6
+# Records in flight at most, whatever MaxConcurrentTransforms says (threads of this process).
+MAX_RECORD_THREADS = 64
 Progress = Callable[[int, int, str], None]
 
 
@@ -78,6 +86,49 @@ def list_keys(s3: Any, uri: str) -> list[str]:
             item["Key"] for item in page.get("Contents", []) if not item["Key"].endswith("/")
         )
     return sorted(keys)
+
+
+class Prefetch:
+    """The input objects' bodies, downloaded in ``keys`` order ahead of the records that take
+    them (at most ``window`` held): a record waits for its GET only when the downloads lag."""
+
+    def __init__(self, s3: Any, bucket: str, keys: list[str], threads: int, window: int) -> None:
+        self.s3, self.bucket, self.keys = s3, bucket, keys
+        self._bodies: dict[str, Future[bytes]] = {key: Future() for key in keys}
+        self._slots = threading.Semaphore(window)
+        self._stopped = threading.Event()
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="transform-get")
+        self._feeder = threading.Thread(target=self._feed, name="transform-prefetch", daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        for key in self.keys:
+            while not self._slots.acquire(timeout=0.2):
+                if self._stopped.is_set():
+                    return
+            if self._stopped.is_set():
+                return
+            self._pool.submit(self._get, key, self._bodies[key])
+
+    def _get(self, key: str, future: Future[bytes]) -> None:
+        try:
+            future.set_result(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except BaseException as error:  # the record that takes it raises it
+            future.set_exception(error)
+
+    def take(self, key: str) -> bytes:
+        """The body of ``key`` (waiting for its download); frees its place in the window."""
+        try:
+            return self._bodies[key].result()
+        finally:
+            # Only after its GET was submitted (the feeder reads the entry before that) and done.
+            del self._bodies[key]
+            self._slots.release()
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._feeder.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ModelServer:
@@ -204,6 +255,10 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
             session, self.primary_container["Image"], transform_resources["InstanceType"], self.name
         )
         self.start_time = _now()
+        s3 = _s3_for_threads(session, PREFETCH_THREADS + MAX_RECORD_THREADS)
+        in_bucket, _ = split_s3_uri(source["S3Uri"])
+        keys = list_keys(s3, source["S3Uri"])
+        inputs = Prefetch(s3, in_bucket, keys, PREFETCH_THREADS, PREFETCH_WINDOW)
         try:
             model_dir = fetch_model(
                 session.s3_client, self.primary_container["ModelDataUrl"], work / "model"
@@ -219,8 +274,9 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
             self.batch_strategy = kwargs["BatchStrategy"]
             self.environment = dict(kwargs.get("Environment") or {})
             self.max_concurrent = max(1, int(kwargs.get("MaxConcurrentTransforms") or 1))
-            self._transform_all(host, server.port, int(kwargs["MaxPayloadInMB"]))
+            self._transform_all(host, server.port, int(kwargs["MaxPayloadInMB"]), inputs)
         finally:
+            inputs.close()
             server.stop()
             _remove_tree(work)
         self.end_time = _now()
@@ -252,13 +308,23 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
             )
         return parameters
 
-    def _transform_all(self, host: str, port: int, max_payload_mb: int) -> None:
-        """Post every input object, ``max_concurrent`` at a time; write each answer as ``.out``."""
-        s3 = _s3_for_threads(self.local_session, self.max_concurrent)
+    def _transform_all(
+        self, host: str, port: int, max_payload_mb: int, inputs: Prefetch | None = None
+    ) -> None:
+        """Post every input object, ``max_concurrent`` at a time; write each answer as ``.out``.
+        ``inputs``: the objects' downloads, started earlier (else they start now)."""
         input_uri = self.input_data["DataSource"]["S3DataSource"]["S3Uri"]
         in_bucket, in_prefix = split_s3_uri(input_uri)
         out_bucket, out_prefix = split_s3_uri(self.output_data["S3OutputPath"])
-        keys = list_keys(s3, input_uri)
+        if inputs is None:
+            s3 = _s3_for_threads(self.local_session, PREFETCH_THREADS + MAX_RECORD_THREADS)
+            inputs = Prefetch(
+                s3, in_bucket, list_keys(s3, input_uri), PREFETCH_THREADS, PREFETCH_WINDOW
+            )
+            with contextlib.closing(inputs):
+                self._transform_all(host, port, max_payload_mb, inputs)
+            return
+        s3, keys = inputs.s3, inputs.keys
         headers = {"Content-Type": self.input_data.get("ContentType") or "application/x-image"}
         if self.output_data.get("Accept"):
             headers["Accept"] = self.output_data["Accept"]
@@ -269,7 +335,7 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
         lock = threading.Lock()
 
         def one(key: str) -> None:
-            body = s3.get_object(Bucket=in_bucket, Key=key)["Body"].read()
+            body = inputs.take(key)
             if limit is not None and len(body) > limit:
                 raise RuntimeError(
                     f"{key} is {len(body)} bytes, over MaxPayloadInMB={max_payload_mb}"
@@ -297,7 +363,8 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
             if progress is not None:
                 progress(count, len(keys), key)
 
-        with ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="transform") as pool:
+        threads = min(self.max_concurrent, MAX_RECORD_THREADS)
+        with ThreadPoolExecutor(threads, thread_name_prefix="transform") as pool:
             for future in [pool.submit(one, key) for key in keys]:
                 future.result()
 
@@ -306,7 +373,7 @@ def _s3_for_threads(session: Any, threads: int) -> Any:
     """The session's S3 client, or one like it whose connection pool fits ``threads`` (boto3
     keeps 10 connections; more threads would each open and discard their own)."""
     s3 = session.s3_client
-    if threads <= 10:
+    if threads <= 10 or getattr(session, "boto_session", None) is None:
         return s3
     from botocore.config import Config
 

@@ -87,7 +87,9 @@ def start_hosts(
     return started
 
 
-def test_two_hosts_write_one_artifact_close_to_one_host(tmp_path: Path, prepared: Path) -> None:
+def test_two_hosts_write_one_artifact_and_train_like_one_host(
+    tmp_path: Path, prepared: Path
+) -> None:
     single = start_hosts(tmp_path / "one", prepared, HP, ["algo-1"])
     double = start_hosts(tmp_path / "two", prepared, HP, HOSTS)
     for _, process in [*single.values(), *double.values()]:
@@ -111,9 +113,10 @@ def test_two_hosts_write_one_artifact_close_to_one_host(tmp_path: Path, prepared
     one = read_json(single["algo-1"][0] / "output/data/metrics.json")
     two = read_json(leader / "output/data/metrics.json")
     assert two["epochs"] == 2 and len(read_json(leader / "output/data/history.json")) == 2
-    # Same effective batch and data: the result is close to one host's (batch-norm statistics
-    # are per rank, so not bit-equal).
-    assert abs(two["val_accuracy"] - one["val_accuracy"]) <= 0.1, (one, two)
+    # Each step is one host's (see the two-rank test below). Twelve steps of resnet18 on 84
+    # images are chaotic, though: one host with 2 threads instead of 1 ends 0.22 apart in
+    # validation accuracy (18 images), as two hosts do, so only the training loss is compared.
+    assert two["train_loss"] == pytest.approx(one["train_loss"], rel=0.1), (one, two)
     assert two["val_accuracy"] > 0.5, two  # learned: 3 classes
 
 
@@ -165,17 +168,19 @@ def run_ranks(world: int, data: Any) -> list[Any]:
 
 
 def test_two_ranks_train_like_one_process_on_the_full_data() -> None:
+    """Batch norm, augmentation and an uneven last batch (61 = 7 x 8 + 5 images) included."""
     generator = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (64, 3, 4, 4), dtype=torch.uint8, generator=generator)
-    labels = torch.randint(0, 3, (64,), generator=generator)
+    images = torch.randint(0, 256, (61, 3, 4, 4), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 3, (61,), generator=generator)
     (one,) = run_ranks(1, (images, labels))
     first, second = run_ranks(2, (images, labels))
-    # Both ranks end with the same weights (DDP averaged the gradients) ...
+    # Both ranks end with the same weights and batch-norm statistics ...
     for a, b in zip(first[1], second[1], strict=True):
         assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-6)
-    # ... equal to one process's on the full batch: the effective batch is unchanged.
+    # ... equal to one process's on the full batch: every step is the one a single host takes
+    # (the global batch's batch-norm statistics, its augmentation, its mean loss).
     for a, b in zip(one[1], first[1], strict=True):
-        assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5)
+        assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5), (a, b)
     # Loss, accuracy and the validation figures are all-reduced: the whole split's, on each rank.
     for rank in (first, second):
         assert rank[2] == pytest.approx(one[2], abs=1e-5) and rank[3] == one[3]

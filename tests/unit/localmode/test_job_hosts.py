@@ -34,7 +34,7 @@ class FakeJob:
 def test_a_job_holds_its_cores_once_and_splits_them_between_its_hosts(
     hosts: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(jobs, "_SageMakerContainer", FakeContainer)
+    monkeypatch.setattr(jobs, "JobContainer", FakeContainer)
     monkeypatch.setattr(jobs, "_LocalTrainingJob", FakeJob)
     monkeypatch.setattr(jobs, "inspect_job_containers", lambda outcome: None)
     budget = CoreBudget(tmp_path / "cores", total=2)
@@ -74,3 +74,27 @@ def test_the_host_that_said_why_it_failed_ends_the_log(monkeypatch: pytest.Monke
     assert outcome.log_tail[-1] == "error: lost a peer while training"
     assert outcome.exit_code == 137  # a lost instance: the step's retry policy may try again
     assert outcome.container_ids == ["c1", "c2"]
+
+
+def test_a_failed_job_says_the_reason_its_host_wrote_in_one_line(tmp_path: Path) -> None:
+    """The SDK deletes the hosts' folders as the job ends: the reason is read before."""
+    root = tmp_path / "job"
+    reason = "lost a peer while training: host algo-1-ab12c (rank 0 of 2) got RuntimeError"
+    for host, text in [("algo-1-ab12c", f"{reason}\nmore detail\n"), ("algo-2-ab12c", "")]:
+        (root / host / "output").mkdir(parents=True)
+        (root / host / "output/failure").write_text(text)
+    container = jobs.JobContainer.__new__(jobs.JobContainer)
+    container.container_root, container.hosts = str(root), ["algo-1-ab12c", "algo-2-ab12c"]
+    container._cleanup([])
+    assert not (root / "algo-1-ab12c").exists()  # the SDK's cleanup still ran
+    assert jobs.job_reason(container) == reason
+    client = jobs.ExtendedLocalSagemakerClient.__new__(jobs.ExtendedLocalSagemakerClient)
+    outcome = JobOutcome("job-1", str(root), exit_code=137, log="epoch=1/40\n")
+    with pytest.raises(jobs.JobFailedError) as raised:
+        client._raise_failed(outcome, RuntimeError("Failed to run"), jobs.job_reason(container))
+    assert str(raised.value) == f"{reason} (container exit code 137)"
+    # Hosts that disagree are each named; no reason written: the SDK's error and the log tail.
+    container.failure_reasons = {"algo-1": "bad data", "algo-2": "other"}
+    assert jobs.job_reason(container) == "algo-1: bad data; algo-2: other"
+    with pytest.raises(jobs.JobFailedError, match="Failed to run.*\nLast log lines:\nepoch=1"):
+        client._raise_failed(outcome, RuntimeError("Failed to run"), "")

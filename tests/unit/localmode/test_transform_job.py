@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from local_mlops.targets.localmode.transform import ExtendedLocalTransformJob
+from local_mlops.targets.localmode.transform import ExtendedLocalTransformJob, Prefetch
 
 BUCKET = "unit-transform"
 
@@ -116,3 +116,37 @@ def test_a_record_over_the_payload_limit_fails_the_job(server: int, s3: Any) -> 
     s3.put_object(Bucket=BUCKET, Key="in/big.png", Body=b"x" * (1024 * 1024 + 1))
     with pytest.raises(RuntimeError, match="over MaxPayloadInMB=1"):
         job(s3, 1, [])._transform_all("127.0.0.1", server, 1)
+
+
+class CountingS3:
+    """get_object only: counts the GETs made, fails one key."""
+
+    def __init__(self) -> None:
+        self.gets: list[str] = []
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        self.gets.append(Key)
+        if Key == "bad":
+            raise OSError("connection reset")
+        return {"Body": SimpleNamespace(read=lambda: Key.encode())}
+
+
+def test_inputs_download_ahead_of_their_records_within_the_window() -> None:
+    s3 = CountingS3()
+    keys = [f"k{i}" for i in range(10)] + ["bad"]
+    inputs = Prefetch(s3, BUCKET, keys, threads=2, window=3)
+    try:
+        deadline = time.monotonic() + 10
+        while len(s3.gets) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert sorted(s3.gets) == ["k0", "k1", "k2"]  # before any record, no more than 3 held
+        assert inputs.take("k0") == b"k0"
+        while len(s3.gets) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert s3.gets[3] == "k3"  # a taken body frees its place
+        assert [inputs.take(k) for k in keys[1:10]] == [k.encode() for k in keys[1:10]]
+        with pytest.raises(OSError, match="connection reset"):
+            inputs.take("bad")  # a failed GET fails the record that needs it
+    finally:
+        inputs.close()
