@@ -18,21 +18,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from . import contract
-from .errors import UserError, run_entrypoint
+from .errors import UserError, exit_now, run_entrypoint
 from .features import build_constraints, categorical_statistics, numeric_statistics
 from .modelfeatures import (
+    AUTO,
+    BACKENDS,
     DEFAULT_COMPONENTS,
     PREDICTION_FEATURE,
     add_components,
+    array_batches,
     feature_table,
     fit_basis,
     load_featurizer,
@@ -66,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--components", type=int, default=DEFAULT_COMPONENTS)
     parser.add_argument("--accuracy-margin", type=float, default=DEFAULT_MARGIN)
     parser.add_argument("--comparison-threshold", type=float, default=DEFAULT_THRESHOLD)
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=AUTO,
+        help="the model's runtime: auto = ONNX Runtime when the artifact has model.onnx",
+    )
     return parser
 
 
@@ -115,8 +122,7 @@ def baseline(args: argparse.Namespace) -> dict[str, Any]:
     data_file = find_file(args.validation_dir, contract.DATA_FILE)
     if data_file is None:
         raise UserError(f"no {contract.DATA_FILE} in --validation-dir {args.validation_dir}")
-    torch.set_num_threads(contract.num_cpus())
-    featurizer = load_featurizer(args.model_dir)
+    featurizer = load_featurizer(args.model_dir, args.backend)
     with np.load(data_file) as data:
         images = data["images"]
     if len(images) < 2:
@@ -126,8 +132,7 @@ def baseline(args: argparse.Namespace) -> dict[str, Any]:
             f"validation images are {images.shape[1]} px but the model expects "
             f"{featurizer.image_size} px; pass the same preprocess output the model trained on"
         )
-    sizes = [(images.shape[2], images.shape[1])] * len(images)
-    columns, predicted, embeddings = feature_table(featurizer, images, sizes, None)
+    columns, predicted, embeddings = feature_table(featurizer, array_batches(images), None)
     basis = fit_basis(embeddings, args.components)
     add_components(columns, basis, embeddings)
     names = numeric_feature_names(featurizer.classes, basis.components.shape[0])
@@ -177,4 +182,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -12,31 +12,47 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
-from .images import decode_bytes
+from .images import decode_bytes, to_rgb_array
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "application/x-image")
 JSON_TYPE = "application/json"
 UNREADABLE = "unreadable"
 WRONG_TYPE = "wrong_content_type"
+# Decoded batches waiting for the model at most: decoding runs ahead of the forward, not all
+# of the window at once.
+PREFETCH = 2
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 @dataclass
 class Item:
-    """One image of a captured request (a JSON request may carry several)."""
+    """One image of a captured request (a JSON request may carry several).
+
+    ``read_window`` keeps the encoded image; :func:`image_batches` decodes it and marks the
+    item UNREADABLE when it does not decode.
+    """
 
     key: str  # the ground-truth join key (inferenceId, else eventId)
     position: int
-    image: Image.Image | None
+    payload: bytes | None
     problem: str | None  # UNREADABLE / WRONG_TYPE when there is no image
     answer: str | None  # the label the endpoint answered, None for an error answer
+
+    @property
+    def readable(self) -> bool:
+        """An image (once decoded by :func:`image_batches`: one that decoded)."""
+        return self.problem is None
 
 
 @dataclass
@@ -84,28 +100,22 @@ def _payload(part: dict[str, Any]) -> bytes:
     return data.encode() if isinstance(data, str) else json.dumps(data).encode()
 
 
-def _images(content_type: str, payload: bytes) -> list[Image.Image | str]:
+def _payloads(content_type: str, payload: bytes) -> list[bytes | str]:
+    """The encoded images of a request, or UNREADABLE / WRONG_TYPE."""
     media = content_type.split(";")[0].strip().lower()
     if media in IMAGE_TYPES:
-        payloads = [payload]
-    elif media == JSON_TYPE:
-        try:
-            instances = json.loads(payload)["instances"]
-            payloads = [
-                base64.b64decode(i["b64"] if isinstance(i, dict) else i, validate=True)
-                for i in instances
-            ]
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            return [UNREADABLE]
-    else:
+        return [payload]
+    if media != JSON_TYPE:
         return [WRONG_TYPE]
-    decoded: list[Image.Image | str] = []
-    for raw in payloads or [b""]:
-        try:
-            decoded.append(decode_bytes(raw))
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-            decoded.append(UNREADABLE)
-    return decoded
+    try:
+        instances = json.loads(payload)["instances"]
+        payloads: list[bytes | str] = [
+            base64.b64decode(i["b64"] if isinstance(i, dict) else i, validate=True)
+            for i in instances
+        ]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return [UNREADABLE]
+    return payloads or [b""]
 
 
 def _answers(output: dict[str, Any] | None, count: int) -> list[str | None]:
@@ -137,16 +147,49 @@ def read_window(folder: Path, start: datetime | None, end: datetime | None) -> W
         key = str(meta.get("inferenceId") or meta.get("eventId") or f"record-{window.records}")
         source = capture["endpointInput"]
         try:
-            images = _images(str(source.get("observedContentType", "")), _payload(source))
+            payloads = _payloads(str(source.get("observedContentType", "")), _payload(source))
         except (binascii.Error, ValueError):
-            images = [UNREADABLE]
-        answers = _answers(capture.get("endpointOutput"), len(images))
-        for position, (image, answer) in enumerate(zip(images, answers, strict=True)):
-            if isinstance(image, str):
-                window.items.append(Item(key, position, None, image, answer))
+            payloads = [UNREADABLE]
+        answers = _answers(capture.get("endpointOutput"), len(payloads))
+        for position, (payload, answer) in enumerate(zip(payloads, answers, strict=True)):
+            if isinstance(payload, str):
+                window.items.append(Item(key, position, None, payload, answer))
             else:
-                window.items.append(Item(key, position, image, None, answer))
+                window.items.append(Item(key, position, payload, None, answer))
     return window
+
+
+def _decode(items: Sequence[Item], size: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Model-size RGB arrays and received sizes of the items that decode; marks the others."""
+    arrays, sizes = [], []
+    for item in items:
+        try:
+            image = decode_bytes(item.payload or b"")
+            arrays.append(to_rgb_array(image, size))
+        except DECODE_ERRORS:
+            item.problem = UNREADABLE
+            continue
+        sizes.append(image.size)
+        item.payload = None  # decoded: the bytes are no longer needed
+    stacked = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), dtype=np.uint8)
+    return stacked, sizes
+
+
+def image_batches(
+    items: Sequence[Item], size: int, batch: int
+) -> Iterator[tuple[np.ndarray, list[tuple[int, int]]]]:
+    """Decoded batches of the readable items, in order, decoded in a thread ahead of the
+    consumer (the model's forward releases the GIL, so decoding overlaps it)."""
+    pending = [item for item in items if item.readable]
+    chunks = [pending[start : start + batch] for start in range(0, len(pending), batch)]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
+        queued: deque[Future[tuple[np.ndarray, list[tuple[int, int]]]]] = deque()
+        for chunk in chunks:
+            queued.append(pool.submit(_decode, chunk, size))
+            if len(queued) > PREFETCH:
+                yield queued.popleft().result()
+        while queued:
+            yield queued.popleft().result()
 
 
 def read_ground_truth(folder: Path | None) -> dict[tuple[str, int], str]:

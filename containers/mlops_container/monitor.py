@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -28,10 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from . import contract
-from .capture import UNREADABLE, WRONG_TYPE, Window, parse_time, read_ground_truth, read_window
+from .capture import (
+    UNREADABLE,
+    WRONG_TYPE,
+    Window,
+    image_batches,
+    parse_time,
+    read_ground_truth,
+    read_window,
+)
 from .drift import (
     DEFAULT_ALPHA,
     DEFAULT_CONFIDENCE_DROP,
@@ -40,10 +46,17 @@ from .drift import (
     decide,
     describe,
 )
-from .errors import UserError, run_entrypoint
+from .errors import UserError, exit_now, run_entrypoint
 from .features import categorical_statistics, numeric_statistics
-from .images import to_rgb_array
-from .modelfeatures import PREDICTION_FEATURE, Basis, feature_table, load_featurizer
+from .modelfeatures import (
+    AUTO,
+    BACKENDS,
+    BATCH,
+    PREDICTION_FEATURE,
+    Basis,
+    feature_table,
+    load_featurizer,
+)
 from .quality import data_quality_violations, drift_checks, model_quality
 
 DEFAULT_MIN_LABELS = 10
@@ -75,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA)
     parser.add_argument("--confidence-drop", type=float, default=DEFAULT_CONFIDENCE_DROP)
     parser.add_argument("--min-labels", type=int, default=DEFAULT_MIN_LABELS)
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=AUTO,
+        help="the model's runtime: auto = ONNX Runtime when the artifact has model.onnx",
+    )
     return parser
 
 
@@ -127,7 +146,7 @@ def window_statistics(
 def counts(window: Window) -> dict[str, int]:
     """How many records and items the window held, and what was wrong with them."""
     problems = Counter(item.problem for item in window.items)
-    readable = [item for item in window.items if item.image is not None]
+    readable = [item for item in window.items if item.readable]
     return {
         "records": window.records,
         "items": len(window.items),
@@ -149,19 +168,11 @@ def monitor(args: argparse.Namespace) -> dict[str, Any]:
     basis = Basis.from_json(read_json(args.baseline_dir / contract.BASIS_FILE, "PCA basis"))
     quality_path = args.baseline_dir / contract.MODEL_QUALITY_CONSTRAINTS_FILE
     quality = read_json(quality_path, "model quality") if quality_path.is_file() else None
-    torch.set_num_threads(contract.num_cpus())
-    featurizer = load_featurizer(args.model_dir)
+    featurizer = load_featurizer(args.model_dir, args.backend)
     window = read_window(args.capture_dir, start, end)
-    readable = [item for item in window.items if item.image is not None]
-    size = featurizer.image_size
-    images = [item.image for item in readable if item.image is not None]
-    arrays = (
-        np.stack([to_rgb_array(image, size) for image in images])
-        if images
-        else np.zeros((0, size, size, 3), dtype=np.uint8)
-    )
-    sizes = [image.size for image in images]
-    columns, predicted, _ = feature_table(featurizer, arrays, sizes, basis)
+    batches = image_batches(window.items, featurizer.image_size, BATCH)
+    columns, predicted, _ = feature_table(featurizer, batches, basis)
+    readable = [item for item in window.items if item.readable]  # those that decoded
     labels = [featurizer.classes[i] for i in predicted]
     names = [f["name"] for f in statistics["features"] if "numerical_statistics" in f]
     config = constraints["monitoring_config"]
@@ -204,6 +215,7 @@ def monitor(args: argparse.Namespace) -> dict[str, Any]:
         "checks": [c.to_json() for c in checks],
         "prediction_counts": dict(sorted(Counter(labels).items())),
         "model_quality": quality_report,
+        "backend": featurizer.backend,
         "duration_seconds": round(time.perf_counter() - started, 3),
     }
     write_json(args.output_dir / contract.SUMMARY_FILE, summary)
@@ -225,4 +237,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

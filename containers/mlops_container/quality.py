@@ -82,7 +82,7 @@ def data_quality_violations(window: Window, constraints: dict[str, Any]) -> list
                 ),
             }
         )
-    readable = [item for item in items if item.image is not None]
+    readable = [item for item in items if item.readable]
     answered = sum(item.answer is not None for item in readable)
     wanted = next(
         (

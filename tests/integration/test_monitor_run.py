@@ -18,7 +18,7 @@ from local_mlops.monitoring.records import capture_key, capture_record
 from local_mlops.monitoring.shifts import png_bytes, shifted_sample
 from local_mlops.s3 import s3_client
 from local_mlops.stores.registry import LocalModelRegistry
-from mlops_container import baseline
+from mlops_container import baseline, onnx_export
 from mlops_container.models import build_model, save_artifact
 
 pytestmark = pytest.mark.docker
@@ -35,11 +35,13 @@ def images(count: int, seed: int) -> np.ndarray:
 
 
 def stage_model_and_baseline(tmp: Path, s3: object, bucket: str) -> dict:
-    """A small model and its Baseline step output in the bucket, registered with its baselines."""
+    """A small model (model.pt and model.onnx, as training writes them) and its Baseline step
+    output in the bucket, registered with its baselines."""
     model = build_model("mobilenet_v3_small", 2, 8, [0.5] * 3, [0.25] * 3)
     meta = {"architecture": "mobilenet_v3_small", "num_classes": 2, "classes": ["c0", "c1"],
             "image_size": 8, "normalization": {"mean": [0.5] * 3, "std": [0.25] * 3}}  # fmt: skip
     save_artifact(tmp / "model", model, meta)
+    onnx_export.export(model, tmp / "model/model.onnx", 8)
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w:gz") as tar:
         for path in (tmp / "model").iterdir():
@@ -97,6 +99,7 @@ def test_clean_traffic_passes_and_brightened_traffic_is_flagged(
     image_features = {"brightness", "contrast", "sharpness", "mean_r", "mean_g", "mean_b"}
     assert report["records"] == 80 and not image_features & set(report["violated_features"])
     assert report["report_uri"].startswith(f"s3://{settings.bucket}/monitoring/clean/")
+    assert report["backend"] == "onnxruntime"  # the image runs model.onnx, the baseline too
 
     result = cli.invoke(app, ["monitor", "run", "--endpoint", "drifted", "--json"])
     assert result.exit_code == 0, result.output

@@ -48,9 +48,15 @@ def write_artifact(
 
 
 def write_trained_artifact(
-    model_dir: Path, images: np.ndarray, labels: np.ndarray, classes: list[str], steps: int = 15
+    model_dir: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    steps: int = 15,
+    onnx: bool = False,
 ) -> Path:
-    """A resnet18 fitted for a few Adam steps on uint8 NHWC images (seconds, not an epoch loop)."""
+    """A resnet18 fitted for a few Adam steps on uint8 NHWC images (seconds, not an epoch loop),
+    with ``model.onnx`` beside ``model.pt`` when ``onnx`` (as training writes it)."""
     torch.manual_seed(0)
     size = images.shape[1]
     model = build_model("resnet18", len(classes), size, [0.5] * 3, [0.25] * 3)
@@ -63,6 +69,10 @@ def write_trained_artifact(
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(model(inputs[batch]), targets[batch]).backward()
         optimizer.step()
+    model.eval()
+    if onnx:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        onnx_export.export(model, model_dir / "model.onnx", size)
     save_artifact(
         model_dir,
         model,

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from artifacts import CLASSES, write_trained_artifact
+from artifacts import CLASSES, write_artifact, write_trained_artifact
 from conftest import make_dataset, read_json
 
 from local_mlops.monitoring.records import capture_record, ground_truth_record
 from local_mlops.monitoring.shifts import png_bytes, shifted_sample
 from mlops_container import baseline, evaluate, monitor, preprocess
+from mlops_container.modelfeatures import array_batches, feature_table, load_featurizer
 
 T0 = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)
 
@@ -27,7 +28,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     args = ["--input-dir", str(root / "ds"), "--output-dir", str(root / "prep"), *splits]
     assert preprocess.main(args) == 0
     with np.load(root / "prep/train/data.npz") as data:
-        write_trained_artifact(root / "model", data["images"], data["labels"], CLASSES)
+        write_trained_artifact(root / "model", data["images"], data["labels"], CLASSES, onnx=True)
     assert evaluate.main(
         ["--model-dir", str(root / "model"), "--test-dir", str(root / "prep/test"),
          "--output-dir", str(root / "evaluation")]
@@ -109,6 +110,7 @@ def test_clean_traffic_has_no_violation(trained: Path, tmp_path: Path) -> None:
     write_capture(tmp_path / "capture", images)
     summary = run_monitor(trained, tmp_path / "capture", tmp_path / "out")
     assert summary["status"] == "Completed" and summary["readable"] == len(images)
+    assert summary["backend"] == "onnxruntime"  # the artifact has model.onnx
     assert read_json(tmp_path / "out/constraint_violations.json") == {"violations": []}
     statistics = read_json(tmp_path / "out/statistics.json")
     assert statistics["dataset"]["item_count"] == len(images)
@@ -198,3 +200,42 @@ def test_empty_window_and_bad_arguments(trained: Path, tmp_path: Path, capsys) -
     assert "--start 'yesterday' is not an ISO-8601 time" in capsys.readouterr().err
     assert monitor.main(["--baseline-dir", str(tmp_path)]) == 2
     assert "run the Baseline step first" in capsys.readouterr().err
+
+
+def test_onnx_runtime_and_pytorch_give_the_same_report(trained: Path, tmp_path: Path) -> None:
+    """The report does not depend on the runtime: an artifact without model.onnx (trained
+    before the export) is monitored with PyTorch against the same baseline."""
+    images, labels = load_test_split(trained)
+    shifted, _ = shifted_sample(images, labels, 60, "contrast", 0.5, np.random.default_rng(2))
+    write_capture(tmp_path / "capture", shifted)
+    reports = {}
+    for backend in ("auto", "torch"):
+        summary = run_monitor(
+            trained, tmp_path / "capture", tmp_path / backend, "--backend", backend
+        )
+        reports[summary["backend"]] = summary, read_json(tmp_path / backend / "statistics.json")
+    (onnx_summary, onnx_stats), (torch_summary, torch_stats) = reports.values()
+    assert list(reports) == ["onnxruntime", "torch"]
+    assert onnx_summary["violated_features"] == torch_summary["violated_features"]
+    assert onnx_summary["prediction_counts"] == torch_summary["prediction_counts"]
+    for ours, theirs in zip(onnx_summary["checks"], torch_summary["checks"], strict=True):
+        assert ours["distance"] == pytest.approx(theirs["distance"], abs=1e-4)
+    for ours, theirs in zip(onnx_stats["features"], torch_stats["features"], strict=True):
+        if "numerical_statistics" in ours:
+            mean = theirs["numerical_statistics"]["mean"]
+            assert ours["numerical_statistics"]["mean"] == pytest.approx(mean, abs=1e-4)
+
+
+def test_mobilenet_embedding_is_read_from_the_onnx_head(tmp_path: Path) -> None:
+    """The head's input of a mobilenet (classifier.3) comes out of model.onnx as PyTorch's."""
+    write_artifact(tmp_path / "model", image_size=16, onnx=True)
+    arrays = np.random.default_rng(0).integers(0, 256, (20, 16, 16, 3), dtype=np.uint8)
+    tables = [
+        feature_table(load_featurizer(tmp_path / "model", backend), array_batches(arrays), None)
+        for backend in ("onnx", "torch")
+    ]
+    (onnx_columns, onnx_predicted, onnx_embeddings), (columns, predicted, embeddings) = tables
+    assert onnx_embeddings.shape == embeddings.shape == (20, 1024)
+    np.testing.assert_allclose(onnx_embeddings, embeddings, atol=1e-4)
+    np.testing.assert_allclose(onnx_columns["confidence"], columns["confidence"], atol=1e-5)
+    assert (onnx_predicted == predicted).all()
