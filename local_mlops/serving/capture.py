@@ -215,8 +215,12 @@ class CaptureWriter:
 
 
 def s3_uploader(client: Any) -> Uploader:
+    # One PUT per file: capture files are at most max_bytes, and upload_file's transfer
+    # manager (a thread pool per call) costs the router's CPU, which the model shares.
     def upload(path: Path, bucket: str, key: str) -> None:
-        client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": "application/jsonl"})
+        client.put_object(
+            Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType="application/jsonl"
+        )
 
     return upload
 

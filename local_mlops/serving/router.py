@@ -1,6 +1,7 @@
 """The local SageMaker Runtime: ``POST /endpoints/{name}/invocations`` routed to containers.
 
-A plain ASGI app (served by uvicorn) with one pooled aiohttp client to the instances. It speaks
+A plain ASGI app (served by uvicorn, ``listener.py``) with a pool of keep-alive connections to
+the instances (``upstream.py``). It speaks
 SageMaker Runtime's REST API closely enough that ``boto3.client("sagemaker-runtime",
 endpoint_url=...)`` and the SageMaker SDK's ``Predictor`` work unchanged:
 
@@ -36,22 +37,24 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-from yarl import URL
-
 from local_mlops.serving.capture import Capture, CaptureWriter
 from local_mlops.serving.metrics import Timeline
 from local_mlops.serving.state import IN_SERVICE, ROLLING_BACK, UPDATING, Endpoint
+from local_mlops.serving.upstream import NotSent, Reply, Upstream, UpstreamError
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 ADMIN = "/_local-mlops/"
-FORWARDED = ("content-type", "accept", "x-amzn-sagemaker-custom-attributes")
-INFERENCE_ID = "x-amzn-sagemaker-inference-id"
-TARGET_VARIANT = "x-amzn-sagemaker-target-variant"
-UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=2)  # SageMaker's 60 s model limit
+CONTENT_TYPE = b"content-type"
+INFERENCE_ID = b"x-amzn-sagemaker-inference-id"
+TARGET_VARIANT = b"x-amzn-sagemaker-target-variant"
+# What goes on to the model, as the client sent it.
+FORWARDED = frozenset(
+    (CONTENT_TYPE, b"accept", b"x-amzn-sagemaker-custom-attributes", INFERENCE_ID)
+)
+INSTANCE_HOST = "127.0.0.1"
 ACCOUNT = "000000000000"
 SERVING = (IN_SERVICE, UPDATING, ROLLING_BACK)
 
@@ -67,16 +70,21 @@ class FleetStats:
 class FleetRoute:
     id: str
     weight: float
-    urls: list[URL]  # parsed once: yarl parsing is a visible share of a request's cost
+    ports: list[int]  # the instances, on INSTANCE_HOST
     cycle: Any = None
 
     def __post_init__(self) -> None:
-        self.cycle = itertools.cycle(range(len(self.urls))) if self.urls else None
+        self.cycle = itertools.cycle(range(len(self.ports))) if self.ports else None
+        # The request line and Host header of each instance, encoded once.
+        self.heads = {
+            port: f"POST /invocations HTTP/1.1\r\nhost: {INSTANCE_HOST}:{port}\r\n".encode()
+            for port in self.ports
+        }
 
-    def ordered(self) -> list[URL]:
+    def ordered(self) -> list[int]:
         """Instances in the order to try: the round-robin pick first, then the others."""
         start = next(self.cycle) if self.cycle else 0
-        return self.urls[start:] + self.urls[:start]
+        return self.ports[start:] + self.ports[:start]
 
 
 @dataclass
@@ -86,7 +94,7 @@ class VariantRoute:
     fleets: list[FleetRoute]
 
     def pick(self) -> FleetRoute | None:
-        live = [f for f in self.fleets if f.weight > 0 and f.urls]
+        live = [f for f in self.fleets if f.weight > 0 and f.ports]
         if not live:
             return None
         return random.choices(live, weights=[f.weight for f in live])[0]
@@ -108,14 +116,7 @@ class EndpointRoute:
             VariantRoute(
                 v.name,
                 v.weight,
-                [
-                    FleetRoute(
-                        f.id,
-                        f.weight,
-                        [URL(f"http://127.0.0.1:{i.port}/invocations") for i in f.instances],
-                    )
-                    for f in v.fleets
-                ],
+                [FleetRoute(f.id, f.weight, [i.port for i in f.instances]) for f in v.fleets],
             )
             for v in endpoint.variants
         ]
@@ -150,7 +151,7 @@ class Router:
         self.routes: dict[str, EndpointRoute] = {}
         self.stats: dict[tuple[str, str], FleetStats] = {}
         self.timeline = Timeline()
-        self._client: aiohttp.ClientSession | None = None
+        self.upstream = Upstream()
         self.reload()
 
     def reload(self) -> int:
@@ -158,19 +159,8 @@ class Router:
         self.routes = routes  # one assignment: requests see the old table or the new one
         return len(routes)
 
-    async def client(self) -> aiohttp.ClientSession:
-        if self._client is None or self._client.closed:
-            connector = aiohttp.TCPConnector(
-                limit=0, keepalive_timeout=60, enable_cleanup_closed=True
-            )
-            self._client = aiohttp.ClientSession(
-                connector=connector, timeout=UPSTREAM_TIMEOUT, auto_decompress=False
-            )
-        return self._client
-
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        self.upstream.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -191,7 +181,7 @@ class Router:
             and parts[2] == "invocations"
         ):
             body = await _read_body(receive)
-            await self.invoke(parts[1], _headers(scope), body, send)
+            await self.invoke(parts[1], Request(scope["headers"]), body, send)
             return
         await _error(send, 404, "UnknownOperationException", f"no operation {method} {path}")
 
@@ -228,7 +218,7 @@ class Router:
         else:
             await _error(send, 404, "UnknownOperationException", f"no admin route {action}")
 
-    async def invoke(self, name: str, headers: dict[str, str], body: bytes, send: Send) -> None:
+    async def invoke(self, name: str, request: Request, body: bytes, send: Send) -> None:
         """InvokeEndpoint: pick variant, fleet, instance; forward; translate errors; capture."""
         route = self.routes.get(name)
         if route is None:
@@ -241,7 +231,7 @@ class Router:
                 send, 400, "ValidationError", f"Endpoint {name} is {route.status}, not InService."
             )
             return
-        target = headers.get(TARGET_VARIANT)
+        target = request.target
         variant = route.pick(target)
         if variant is None:
             message = (
@@ -255,15 +245,17 @@ class Router:
         if fleet is None:
             await _error(send, 400, "ValidationError", f"Endpoint {name} is not in service.")
             return
-        stats = self.stats.setdefault((name, fleet.id), FleetStats())
+        stats = self.stats.get((name, fleet.id))
+        if stats is None:
+            stats = self.stats[(name, fleet.id)] = FleetStats()
         stats.requests += 1
         stats.inflight += 1
         began = time.perf_counter()
         try:
-            answer = await self._forward(fleet, headers, body)
+            reply = await self._forward(fleet, request.forwarded, body)
         finally:
             stats.inflight -= 1
-        if answer is None:
+        if reply is None:
             stats.errors += 1
             await _error(
                 send,
@@ -273,18 +265,18 @@ class Router:
             )
             self.timeline.record(name, variant.name, fleet.id, time.perf_counter() - began, True)
             return
-        status, response_type, response_body, attributes = answer
+        status = reply.status
         failed = status >= 500 or status == 0
         if failed:
             stats.errors += 1
-        if status >= 400:
-            await _model_error(send, name, variant.name, status, response_body)
+        if status >= 400 or status == 0:
+            await _model_error(send, name, variant.name, status, reply.body)
             self.timeline.record(name, variant.name, fleet.id, time.perf_counter() - began, failed)
             return
         extra = [(b"x-amzn-invoked-production-variant", variant.name.encode())]
-        if attributes:
-            extra.append((b"x-amzn-sagemaker-custom-attributes", attributes.encode()))
-        await _respond(send, 200, response_type, response_body, extra)
+        if reply.custom_attributes:
+            extra.append((b"x-amzn-sagemaker-custom-attributes", reply.custom_attributes.encode()))
+        await _respond(send, 200, reply.content_type, reply.body, extra)
         self.timeline.record(name, variant.name, fleet.id, time.perf_counter() - began, False)
         if route.capture and self.capture and random.random() * 100 < route.sampling:
             self.capture.record(
@@ -293,35 +285,50 @@ class Router:
                     variant=variant.name,
                     destination=route.destination,
                     json_types=route.json_types,
-                    request_type=headers.get("content-type", "application/octet-stream"),
+                    request_type=request.content_type or "application/octet-stream",
                     request_body=body,
-                    response_type=response_type,
-                    response_body=response_body,
-                    inference_id=headers.get(INFERENCE_ID, ""),
+                    response_type=reply.content_type,
+                    response_body=reply.body,
+                    inference_id=request.inference_id,
                     time=dt.datetime.now(dt.UTC),
                 )
             )
 
-    async def _forward(
-        self, fleet: FleetRoute, headers: dict[str, str], body: bytes
-    ) -> tuple[int, str, bytes, str] | None:
-        client = await self.client()
-        upstream = {k: v for k, v in headers.items() if k in FORWARDED or k == INFERENCE_ID}
-        for url in fleet.ordered():
+    async def _forward(self, fleet: FleetRoute, headers: bytes, body: bytes) -> Reply | None:
+        """The first instance that takes the request answers it; None if none could be reached."""
+        length = b"content-length: %d\r\n" % len(body)
+        for port in fleet.ordered():
+            head = b"".join((fleet.heads[port], length, headers, b"\r\n"))
             try:
-                async with client.post(url, data=body, headers=upstream) as reply:
-                    data = await reply.read()
-                    return (
-                        reply.status,
-                        reply.headers.get("Content-Type", "application/octet-stream"),
-                        data,
-                        reply.headers.get("X-Amzn-SageMaker-Custom-Attributes", ""),
-                    )
-            except aiohttp.ClientConnectorError:
-                continue  # refused: nothing reached the model, try the next instance
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                return 0, "text/plain", f"connection to the model failed: {exc!r}".encode(), ""
+                return await self.upstream.post(INSTANCE_HOST, port, head, body)
+            except NotSent:
+                continue  # nothing reached the model, try the next instance
+            except UpstreamError as exc:
+                return Reply(0, "text/plain", "", f"connection to the model failed: {exc}".encode())
         return None
+
+
+class Request:
+    """What the router reads from an invocation's headers, in one pass (names are lowercase)."""
+
+    __slots__ = ("forwarded", "content_type", "target", "inference_id")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        forwarded: list[bytes] = []
+        content_type = target = inference_id = b""
+        for name, value in headers:
+            if name in FORWARDED:
+                forwarded += (name, b": ", value, b"\r\n")
+                if name == CONTENT_TYPE:
+                    content_type = value
+                elif name == INFERENCE_ID:
+                    inference_id = value
+            elif name == TARGET_VARIANT:
+                target = value
+        self.forwarded = b"".join(forwarded)
+        self.content_type = content_type.decode("latin-1")
+        self.target = target.decode("latin-1")
+        self.inference_id = inference_id.decode("latin-1")
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -333,10 +340,6 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-
-
 async def _respond(
     send: Send,
     status: int,
@@ -346,12 +349,21 @@ async def _respond(
 ) -> None:
     headers = [
         (b"content-type", content_type.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+        (b"content-length", b"%d" % len(body)),
+        (b"x-amzn-requestid", _request_id()),
         *(extra or []),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+_REQUEST_IDS = itertools.count()
+_REQUEST_ID_PREFIX = str(uuid.uuid4())[:24].encode()
+
+
+def _request_id() -> bytes:
+    """A UUID-shaped id, unique in this process, without a random draw per request."""
+    return b"%s%012x" % (_REQUEST_ID_PREFIX, next(_REQUEST_IDS) % (1 << 48))
 
 
 async def _json(send: Send, status: int, value: Any) -> None:

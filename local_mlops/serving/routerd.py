@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from local_mlops.serving.capture import CaptureWriter, s3_uploader
+from local_mlops.serving.listener import server_config
 from local_mlops.serving.router import Router
 from local_mlops.serving.state import EndpointStore
 
@@ -68,22 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     writer.start()
     router = Router(store.list, writer)
-    config = uvicorn.Config(
-        router,
-        host=args.host,
-        port=args.port,
-        loop="none",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        # Nothing sits in front of the router; these save work on every request.
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-        timeout_graceful_shutdown=30,
-        backlog=1024,
-    )
+    config = server_config(router, args.host, args.port, loop="none")
     server = uvicorn.Server(config)
 
     async def serve() -> None:

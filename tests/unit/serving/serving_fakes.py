@@ -21,6 +21,7 @@ import boto3
 import uvicorn
 
 from local_mlops.serving import state as st
+from local_mlops.serving.listener import server_config
 from local_mlops.serving.router import Router
 from local_mlops.serving.state import Fleet, Instance
 
@@ -138,9 +139,7 @@ class RouterThread:
         self.router = router
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            router, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
+        config = server_config(router, "127.0.0.1", self.port, timeout_graceful_shutdown=5)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
         self.thread.start()

@@ -145,3 +145,41 @@ def test_an_endpoint_that_is_not_in_service_refuses_with_its_status(
             EndpointName="digits", Body=b"x", ContentType="image/png"
         )
     assert "is Creating, not InService" in error.value.response["Error"]["Message"]
+
+
+def test_a_model_that_drops_the_connection_is_a_model_error_not_a_success(
+    store: st.EndpointStore, router: RouterThread
+) -> None:
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drop() -> None:  # takes the request, then closes without an answer (a crashed model)
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.close()
+
+    threading.Thread(target=drop, daemon=True).start()
+    fleet = st.Fleet("v1-a", 1, "arn", "/m", "img", [st.Instance("i0", listener.getsockname()[1])])
+    store.put(
+        st.Endpoint(
+            "digits",
+            st.IN_SERVICE,
+            [st.Variant(st.DEFAULT_VARIANT, 1, 1.0, [fleet])],
+            st.DataCapture(False, 100, "s3://bkt/datacapture"),
+        )
+    )
+    router.reload()
+    client = runtime(router.url)
+    try:
+        with pytest.raises(client.exceptions.ModelError) as error:
+            client.invoke_endpoint(EndpointName="digits", Body=b"x", ContentType="image/png")
+    finally:
+        listener.close()
+    assert error.value.response["OriginalStatusCode"] == 0
+    assert "closed the connection before answering" in error.value.response["OriginalMessage"]
