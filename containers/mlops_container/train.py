@@ -203,7 +203,30 @@ def restore(
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     print(f"resuming from checkpoint after epoch {state['epoch']}", flush=True)
-    return Progress(state["epoch"], state["history"], state["best"], state["best_weights"])
+    best_weights = state["best_weights"]
+    if best_weights is None:  # the checkpoint's own epoch was the best one
+        best_weights = {name: tensor.clone() for name, tensor in state["model"].items()}
+    return Progress(state["epoch"], state["history"], state["best"], best_weights)
+
+
+def checkpoint_state(
+    hp: Hyperparameters,
+    num_classes: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    progress: Progress,
+) -> dict[str, Any]:
+    """What a checkpoint holds; ``best_weights`` is None when this epoch is the best so far
+    (they equal ``model``), which keeps a third of the file off the disk on improving epochs."""
+    best_is_current = progress.best.get("epoch") == progress.epoch
+    return {
+        "epoch": progress.epoch, "architecture": hp.backbone, "num_classes": num_classes,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "history": progress.history,
+        "best": progress.best, "best_weights": None if best_is_current else progress.best_weights,
+        "hyperparameters": asdict(hp),
+    }  # fmt: skip
 
 
 def start_state(
@@ -267,6 +290,36 @@ def _train(hp: Hyperparameters, paths: JobPaths, group: Group) -> dict[str, Any]
     else:
         progress = restore(state, model, optimizer, scheduler)
     started = time.perf_counter()
+    writer = checkpoints.Writer(paths.checkpoints)
+    try:
+        splits = (train_data, val_data)
+        run_epochs(hp, model, optimizer, scheduler, splits, len(classes), group, progress, writer)
+        if not progress.history:
+            raise UserError("no epoch ran and no checkpoint holds a trained model")
+        if not group.is_leader:
+            return progress.best
+        data_meta = {"classes": classes, "image_size": image_size, "normalization": norm}
+        seconds = time.perf_counter() - started
+        meta = {**data_meta, "instances": group.world}
+        return finish(model, progress, hp, paths, meta, seconds, val_data.images)
+    finally:
+        writer.wait()  # the last checkpoint (written while the model is exported) is on disk
+
+
+def run_epochs(
+    hp: Hyperparameters,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    splits: tuple[Split, Split],
+    num_classes: int,
+    group: Group,
+    progress: Progress,
+    writer: checkpoints.Writer,
+) -> None:
+    """The epochs still to run; the leader prints each metric line and checkpoints the epoch
+    (written in the background while the next epoch trains)."""
+    train_data, val_data = splits
     net: nn.Module = model
     trainable: bool | None = None
     for epoch in range(progress.epoch + 1, hp.epochs + 1):
@@ -294,21 +347,7 @@ def _train(hp: Hyperparameters, paths: JobPaths, group: Group) -> dict[str, Any]
         if not group.is_leader:
             continue
         print(format_metrics(epoch, hp.epochs, metrics), flush=True)
-        checkpoints.save(paths.checkpoints, {
-            "epoch": epoch, "architecture": hp.backbone, "num_classes": len(classes),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "history": progress.history,
-            "best": progress.best, "best_weights": progress.best_weights,
-            "hyperparameters": asdict(hp),
-        })  # fmt: skip
-    if not progress.history:
-        raise UserError("no epoch ran and no checkpoint holds a trained model")
-    if not group.is_leader:
-        return progress.best
-    data_meta = {"classes": classes, "image_size": image_size, "normalization": norm}
-    seconds = time.perf_counter() - started
-    meta = {**data_meta, "instances": group.world}
-    return finish(model, progress, hp, paths, meta, seconds, val_data.images)
+        writer.save(checkpoint_state(hp, num_classes, model, optimizer, scheduler, progress))
 
 
 def finish(

@@ -328,3 +328,49 @@ def test_freeze_epochs_train_only_the_head(base_dir: Path, prepared: Path) -> No
     initial = build_model("resnet18", 3, 8, [0.0] * 3, [1.0] * 3).state_dict()
     assert torch.equal(trained["backbone.conv1.weight"], initial["backbone.conv1.weight"])
     assert not torch.equal(trained["backbone.fc.weight"], initial["backbone.fc.weight"])
+
+
+class Interrupted(Exception):
+    """Stands in for a kill between two epochs."""
+
+
+def test_job_stopped_after_a_checkpoint_resumes_to_the_same_model(
+    base_dir: Path, prepared: Path, tmp_path: Path, monkeypatch
+) -> None:
+    hps = {**FAST, "epochs": "3", "backbone": "mobilenet_v3_small"}
+    setup_job(base_dir, prepared, hps)
+    assert train.main(["--checkpoint-dir", str(tmp_path / "straight")]) == 0
+    straight = read_json(base_dir / "output/data/history.json")
+    straight_weights = torch.load(base_dir / "model/model.pt", weights_only=True)
+
+    real_run_epoch, calls = train.run_epoch, []
+
+    def stop_at_third_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Interrupted
+        return real_run_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train, "run_epoch", stop_at_third_epoch)
+    assert train.main(["--checkpoint-dir", str(tmp_path / "stopped")]) != 0
+    monkeypatch.setattr(train, "run_epoch", real_run_epoch)
+    assert train.main(["--checkpoint-dir", str(tmp_path / "stopped")]) == 0
+
+    def same_work(history: list[dict]) -> list[dict]:
+        return [{k: v for k, v in h.items() if k != "images_per_sec"} for h in history]
+
+    assert same_work(read_json(base_dir / "output/data/history.json")) == same_work(straight)
+    resumed_weights = torch.load(base_dir / "model/model.pt", weights_only=True)
+    assert all(torch.equal(resumed_weights[k], v) for k, v in straight_weights.items())
+
+
+def test_unwritable_checkpoint_dir_fails_the_job_with_the_fix(
+    base_dir: Path, prepared: Path, tmp_path: Path
+) -> None:
+    setup_job(base_dir, prepared, {**FAST, "epochs": "1"})
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the checkpoint directory should be")
+    assert train.main(["--checkpoint-dir", str(blocker)]) == 2
+    reason = (base_dir / "output/failure").read_text()
+    assert f"writing the checkpoint to {blocker} failed" in reason
+    assert "MLOPS_CHECKPOINT_DIR" in reason
