@@ -80,7 +80,8 @@ def loop(s3: tuple[Settings, str], tmp_path_factory: pytest.TempPathFactory) -> 
 
 def start_label_command(loop: Loop) -> tuple[subprocess.Popen[str], str, list[str]]:
     argv = [sys.executable, "-m", "local_mlops", "label", "--from-capture", ENDPOINT, "--json"]
-    env = {**os.environ, **loop.env, "COLUMNS": "300"}
+    # PYTHONFAULTHANDLER: a command that does not stop prints every thread's stack on SIGABRT.
+    env = {**os.environ, **loop.env, "COLUMNS": "300", "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -134,7 +135,12 @@ def labeled(loop: Loop, browser: Any) -> Labeled:
     finally:
         context.close()
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            stdout, stderr = process.communicate(timeout=30)
+            pytest.fail(f"`label` did not stop within 30 s of Ctrl-C; its stacks:\n{stderr}")
     assert process.returncode == 0, stderr
     return Labeled(json.loads(stdout), "".join(said) + stderr, (before, after), job, accepted)
 
