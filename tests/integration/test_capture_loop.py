@@ -79,11 +79,21 @@ def loop(s3: tuple[Settings, str], tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def start_label_command(loop: Loop) -> tuple[subprocess.Popen[str], str, list[str]]:
-    argv = [sys.executable, "-m", "local_mlops", "label", "--from-capture", ENDPOINT, "--json"]
+    # Ctrl-C reaches the command as at a terminal, even when the tests run from a background
+    # job, whose children start with SIGINT ignored (Python then keeps ignoring it).
+    program = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'local-mlops'; runpy.run_module('local_mlops', run_name='__main__')"
+    )
+    argv = [sys.executable, "-c", program, "label", "--from-capture", ENDPOINT, "--json"]
     # PYTHONFAULTHANDLER: a command that does not stop prints every thread's stack on SIGABRT.
     env = {**os.environ, **loop.env, "COLUMNS": "300", "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert process.stderr is not None
     said: list[str] = []

@@ -135,6 +135,8 @@ def test_an_unreadable_image_is_a_json_error_not_a_crash(
 
 def test_the_command_prints_the_url_and_a_json_summary_on_ctrl_c(folder: Path) -> None:
     program = (
+        # SIGINT as at a terminal, even from a background job (which starts it ignored).
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
         "import typer; from local_mlops.cli.label_cmd import label; "
         "app = typer.Typer(); app.command()(label); app()"
     )
