@@ -34,6 +34,7 @@ ACCESS_LOG_ENV = "MLOPS_ACCESS_LOG"
 TOP_K_ENV = "MLOPS_TOP_K"
 RECORD_ERRORS_ENV = "MLOPS_RECORD_ERRORS"
 TRANSFORM_CONTENT_TYPE = "application/x-image"  # what a transform job sends its images as
+TRANSFORM_PACKED_CONTENT_TYPE = "application/jsonlines"  # {"name", "b64"} lines, one an image
 # ONNX Runtime (1.32) collects telemetry and can upload it unless this is set; the images set it.
 ORT_TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
 
@@ -106,8 +107,9 @@ CONTENT_TYPES = (
     "application/x-image",
     "application/x-npy",
     "application/json",
+    "application/jsonlines",
 )
-RESPONSE_TYPES = ("application/json",)
+RESPONSE_TYPES = ("application/json", "application/jsonlines")
 # Preprocessing writes one folder per output; the splits are the training channels and "test".
 TEST_SPLIT = "test"
 META_OUTPUT = "meta"  # classes + normalization from the train split

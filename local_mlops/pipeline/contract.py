@@ -26,11 +26,15 @@ CONTENT_TYPES = (
     "application/x-image",
     "application/x-npy",
     "application/json",
+    "application/jsonlines",
 )
-RESPONSE_TYPES = ("application/json",)
+RESPONSE_TYPES = ("application/json", "application/jsonlines")
 # Batch transform: the content type every input image is sent as (the server reads PNG and JPEG
 # under it), and the variables a transform job sets for the serving container.
 TRANSFORM_CONTENT_TYPE = "application/x-image"
+# A local folder is packed into JSON Lines shards (one {"name", "b64"} line an image) and split
+# by line: the job posts many images a request, answered one JSON line each.
+TRANSFORM_PACKED_CONTENT_TYPE = "application/jsonlines"
 TOP_K_ENV = "MLOPS_TOP_K"
 RECORD_ERRORS_ENV = "MLOPS_RECORD_ERRORS"
 

@@ -8,8 +8,10 @@ prefix; here each is the serving container's JSON answer, ``{"predictions": [{"l
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from typing import Any
 from local_mlops.errors import LocalMlopsError
 
 OUT_SUFFIX = ".out"
+SHARD_IMAGES = 1024  # images a packed shard holds
+MAX_RECORD_BYTES = 6 * 1024 * 1024  # one packed line at most: SageMaker's largest payload
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,82 @@ def upload_folder(s3: Any, folder: Path, location: Location) -> list[str]:
     for name in names:
         s3.upload_file(str(folder / name), location.bucket, location.prefix + name)
     return names
+
+
+@dataclass
+class Packed:
+    """A folder packed for a line-split job: JSON Lines shards of ``{"name", "b64"}``, the
+    names they hold in order, and the files too large to send (error entries already)."""
+
+    shards: list[tuple[str, bytes]]
+    names: list[str]
+    oversized: list[Result]
+
+
+def pack_folder(folder: Path, shard_images: int = SHARD_IMAGES) -> Packed:
+    """Every file of ``folder`` as a JSON line, ``shard_images`` lines a shard."""
+    names, lines, oversized = [], [], []
+    for path in image_files(folder):
+        name = path.relative_to(folder).as_posix()
+        line = json.dumps({"name": name, "b64": base64.b64encode(path.read_bytes()).decode()})
+        if len(line) + 1 > MAX_RECORD_BYTES:
+            oversized.append(Result(name, error=f"{name} is over {MAX_RECORD_BYTES} bytes encoded"))
+            continue
+        names.append(name)
+        lines.append(line.encode())
+    shards = [
+        (
+            f"part-{index // shard_images:05d}.jsonl",
+            b"\n".join(lines[index : index + shard_images]) + b"\n",
+        )
+        for index in range(0, len(lines), shard_images)
+    ]
+    return Packed(shards, names, oversized)
+
+
+def upload_shards(s3: Any, packed: Packed, location: Location) -> None:
+    for name, body in packed.shards:
+        s3.put_object(Bucket=location.bucket, Key=location.prefix + name, Body=body)
+
+
+def unpack_results(
+    s3: Any, packed: Packed, job_output: Location, destination: Location
+) -> list[Result]:
+    """Read the shards' ``.out`` (one answer line a record), write each image's ``NAME.out``
+    where the user asked (the folder, else the S3 prefix); the results in the input's order."""
+    answers: dict[str, bytes] = {}
+    for shard, _ in packed.shards:
+        key = job_output.prefix + shard + OUT_SUFFIX
+        try:
+            body = s3.get_object(Bucket=job_output.bucket, Key=key)["Body"].read()
+        except Exception:  # noqa: BLE001 - its images become "no output" entries below
+            continue
+        for line in body.splitlines():
+            if line.strip():
+                answer = json.loads(line)
+                answers[str(answer.pop("name", ""))] = json.dumps(answer).encode()
+    results = [
+        parse_out(name, answers[name]) if name in answers
+        else Result(name, error="no output was written for it")
+        for name in packed.names
+    ]  # fmt: skip
+    written = [(name, answers[name]) for name in packed.names if name in answers]
+    if destination.folder is not None:
+        for name, body in written:
+            if ".." in Path(name).parts:
+                continue
+            target = destination.folder / (name + OUT_SUFFIX)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+    else:
+
+        def put(item: tuple[str, bytes]) -> None:
+            s3.put_object(Bucket=destination.bucket, Key=destination.prefix + item[0] + OUT_SUFFIX,
+                          Body=item[1])  # fmt: skip
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, written))
+    return [*results, *packed.oversized]
 
 
 def list_names(s3: Any, location: Location) -> list[str]:

@@ -2,10 +2,12 @@
 
 The same code runs both: a SageMaker model (the version's artifact in the serving image) and a
 ``Transformer`` job on the target's job session — local mode's (extended in
-``localmode/transform.py``) or SageMaker's. Images are whole files (``SplitType`` None) sent as
-``application/x-image``; ``BatchStrategy`` is MultiRecord and ``MaxConcurrentTransforms`` comes
-from the container's ``/execution-parameters`` (its max batch), so the server's dynamic batcher
-merges the concurrent records into shared forwards. The job asks the container to answer an
+``localmode/transform.py``) or SageMaker's. An S3 prefix is scored object by object:
+whole files (``SplitType`` None) sent as ``application/x-image``, ``BatchStrategy`` MultiRecord,
+``MaxConcurrentTransforms`` from the container's ``/execution-parameters`` (its max batch), so
+the server's dynamic batcher merges the concurrent records into shared forwards. A local folder
+is packed into JSON Lines shards (``batch.pack_folder``) split by line, many images a request,
+and unpacked into one ``NAME.out`` an image afterwards. The job asks the container to answer an
 unreadable image with an error entry (``MLOPS_RECORD_ERRORS``) instead of failing the job.
 """
 
@@ -29,6 +31,10 @@ from local_mlops.serving import local as serving_local
 Say = Callable[[str], None]
 OnRecord = Callable[[int, int, str], None]
 MAX_PAYLOAD_MB = 6  # SageMaker's default; the serving image's limit too
+# A packed job's requests: about 250 small images each, a few in flight (the server decodes one
+# while it runs another's forward); SageMaker caps concurrency x payload at 100 MB.
+PACKED_PAYLOAD_MB = 1
+PACKED_CONCURRENCY = 4
 
 
 def job_name(settings: Settings, now: dt.datetime | None = None) -> str:
@@ -52,8 +58,11 @@ def run_job(
     destination: batch.Location,
     top: int,
     tags: list[dict[str, str]],
+    packed: bool = False,
 ) -> None:
-    """Create the model and run the transform job to its end (raises on a failed job)."""
+    """Create the model and run the transform job to its end (raises on a failed job).
+    ``packed``: the input is JSON Lines shards (``batch.pack_folder``), split by line and sent
+    ``PACKED_PAYLOAD_MB`` a request, answered a JSON line a record."""
     from sagemaker.transformer import Transformer
 
     session.create_model(
@@ -72,8 +81,10 @@ def run_job(
         instance_type=target.transform_instance_type,
         strategy="MultiRecord",
         output_path=destination.uri,
-        accept="application/json",
-        max_payload=MAX_PAYLOAD_MB,
+        accept=contract.TRANSFORM_PACKED_CONTENT_TYPE if packed else "application/json",
+        assemble_with="Line" if packed else None,
+        max_payload=PACKED_PAYLOAD_MB if packed else MAX_PAYLOAD_MB,
+        max_concurrent_transforms=PACKED_CONCURRENCY if packed else None,
         env=transformer_environment(top),
         tags=tags,
         sagemaker_session=session,
@@ -81,8 +92,10 @@ def run_job(
     transformer.transform(
         data=source.uri,
         data_type="S3Prefix",
-        content_type=contract.TRANSFORM_CONTENT_TYPE,
-        split_type=None,
+        content_type=contract.TRANSFORM_PACKED_CONTENT_TYPE
+        if packed
+        else contract.TRANSFORM_CONTENT_TYPE,
+        split_type="Line" if packed else None,
         job_name=name,
         wait=True,
         logs=False,
@@ -143,9 +156,16 @@ class Job:
         model_data_url = serving_local.model_data_url(package)
         chosen = int(package["ModelPackageVersion"])
         s3 = session.s3_client
+        packed = None
+        job_output = destination
         if source.folder is not None:
-            names = batch.upload_folder(s3, source.folder, source)
-            say(f"Uploaded {len(names)} file(s) from {source.folder} to {source.uri}")
+            # A folder travels as a few JSON Lines shards, not an object an image.
+            packed = batch.pack_folder(source.folder)
+            batch.upload_shards(s3, packed, source)
+            names = [*packed.names, *(r.name for r in packed.oversized)]
+            job_output = batch.Location(source.uri.removesuffix("input/") + "packed-output/")
+            say(f"Packed {len(names)} file(s) from {source.folder} into {len(packed.shards)} "
+                f"JSON Lines shard(s) under {source.uri}")  # fmt: skip
         else:
             names = batch.list_names(s3, source)
         say(f"Transform job {self.name}: version {chosen} scores {len(names)} image(s)")
@@ -162,9 +182,10 @@ class Job:
                     name=self.name,
                     model_data_url=model_data_url,
                     source=source,
-                    destination=destination,
+                    destination=job_output,
                     top=self.top,
                     tags=project_tags(self.settings, created_by="transform"),
+                    packed=packed is not None,
                 )
         except Exception as exc:
             raise LocalMlopsError(
@@ -173,10 +194,14 @@ class Job:
                 "an image the model cannot read is an error entry, not a failure",
             ) from exc
         seconds = time.perf_counter() - started
-        results = batch.read_results(s3, destination, names)
         folder = ""
+        if packed is not None:
+            results = batch.unpack_results(s3, packed, job_output, destination)
+        else:
+            results = batch.read_results(s3, destination, names)
+            if destination.folder is not None:
+                batch.download(s3, destination, names, destination.folder)
         if destination.folder is not None:
-            batch.download(s3, destination, names, destination.folder)
             folder = str(Path(destination.folder).resolve())
         return batch.summarize(
             results,
@@ -184,7 +209,7 @@ class Job:
             job_name=self.name,
             version=chosen,
             input_uri=source.uri,
-            output_uri=destination.uri,
+            output_uri=destination.uri if destination.folder is None else job_output.uri,
             output_folder=folder,
         )
 

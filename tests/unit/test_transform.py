@@ -182,3 +182,46 @@ def test_cli_refuses_top_zero(tmp_path: Path) -> None:
         app, ["transform", "--input", str(tmp_path), "--output", "o", "--top", "0"]
     )
     assert result.exit_code == 1 and "--top 0" in result.stderr
+
+
+def test_lines_are_grouped_into_payloads_within_the_limit() -> None:
+    from local_mlops.targets.localmode.transform import line_payloads
+
+    body = b"aaaa\n\nbbbb\ncccc\ndddd"  # an empty line is no record; the last has no newline
+    assert line_payloads(body, 10, "k") == [b"aaaa\nbbbb\n", b"cccc\ndddd\n"]
+    assert line_payloads(body, None, "k") == [b"aaaa\nbbbb\ncccc\ndddd\n"]
+    with pytest.raises(RuntimeError, match="over MaxPayloadInMB"):
+        line_payloads(b"x" * 20, 10, "k")
+
+
+def test_a_packed_folder_round_trips_to_one_out_per_image(s3: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png", "c.png"):
+        (folder / name).write_bytes(name.encode())
+    packed = batch.pack_folder(folder, shard_images=2)
+    assert packed.names == ["a.png", "c.png", "sub/b.png"]
+    assert [name for name, _ in packed.shards] == ["part-00000.jsonl", "part-00001.jsonl"]
+    first = [json.loads(line) for line in packed.shards[0][1].splitlines()]
+    assert [line["name"] for line in first] == ["a.png", "c.png"]
+    source = batch.locate(str(folder), BUCKET, "job", "input")
+    batch.upload_shards(s3, packed, source)
+    job_output = batch.Location(f"s3://{BUCKET}/tmp/transform/job/packed-output/")
+    answers = [
+        b'{"name":"a.png","predictions":[{"label":"1","top_k":[]}]}\n'
+        b'{"name":"c.png","error":"c.png is not a readable PNG","status":400}\n',
+        None,  # the second shard's output is missing: its image is an error entry
+    ]
+    for (shard, _), body in zip(packed.shards, answers, strict=True):
+        if body is not None:
+            s3.put_object(Bucket=BUCKET, Key=f"{job_output.prefix}{shard}.out", Body=body)
+    out = batch.locate(str(tmp_path / "scores"), BUCKET, "job", "output")
+    results = batch.unpack_results(s3, packed, job_output, out)
+    assert [(r.name, r.label, bool(r.error)) for r in results] == [
+        ("a.png", "1", False),
+        ("c.png", None, True),
+        ("sub/b.png", None, True),
+    ]
+    written = sorted(p.relative_to(out.folder).as_posix() for p in out.folder.rglob("*.out"))
+    assert written == ["a.png.out", "c.png.out"]
+    assert json.loads((out.folder / "a.png.out").read_text())["predictions"][0]["label"] == "1"

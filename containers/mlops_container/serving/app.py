@@ -35,6 +35,8 @@ Send = Callable[[Message], Awaitable[None]]
 log = logging.getLogger("mlops_container.serving")
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+LINES_TYPE = decoding.LINES_TYPE
+LINES_HEADERS = [(b"content-type", LINES_TYPE.encode())]
 ROUTES = {"/ping": ("GET", "HEAD"), "/execution-parameters": ("GET",), "/invocations": ("POST",)}
 # Bodies and images this small are decoded on the event loop: a thread hop would cost more.
 INLINE_BODY_BYTES = 64 * 1024
@@ -54,11 +56,17 @@ class Responder:
         self.status = 0
 
     async def json(self, status: int, value: Any, close: bool = False) -> None:
+        await self.raw(
+            status, json.dumps(value, separators=(",", ":")).encode(), JSON_HEADERS, close
+        )
+
+    async def raw(
+        self, status: int, body: bytes, content_type: list[tuple[bytes, bytes]], close: bool = False
+    ) -> None:
         if self.started:
             return
         self.started, self.status = True, status
-        body = json.dumps(value, separators=(",", ":")).encode()
-        headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        headers = [*content_type, (b"content-length", str(len(body)).encode())]
         if close:
             headers.append((b"connection", b"close"))
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
@@ -88,14 +96,15 @@ def parse_top_k(scope: Scope, classes: int, default: int = 1) -> int:
     return min(default, classes)
 
 
-def check_accept(scope: Scope) -> None:
-    """The answer is JSON: refuse an Accept header that excludes it (406)."""
+def check_accept(scope: Scope, answer: str = "application/json") -> None:
+    """Refuse an Accept header that excludes the answer's type (406): JSON, or JSON Lines for
+    JSON Lines records."""
     accept = header(scope, b"accept")
     if not accept:
         return
-    allowed = {"*/*", "application/*", "application/json"}
+    allowed = {"*/*", "application/*", answer}
     if not any(part.split(";", 1)[0].strip().lower() in allowed for part in accept.split(",")):
-        raise HTTPError(406, f"Accept {accept!r} excludes application/json, the only answer type")
+        raise HTTPError(406, f"Accept {accept!r} excludes {answer}, the answer's type")
 
 
 class ServingApp:
@@ -167,13 +176,16 @@ class ServingApp:
             await self._invocations(scope, receive, responder)
 
     async def _invocations(self, scope: Scope, receive: Receive, responder: Responder) -> None:
-        check_accept(scope)
-        top_k = parse_top_k(scope, len(self.model.classes), self.settings.top_k)
         content_type = header(scope, b"content-type") or ""
-        decoding.check_content_type(content_type)  # 415 before reading a byte
+        media = decoding.check_content_type(content_type)  # 415 before reading a byte
+        check_accept(scope, LINES_TYPE if media == LINES_TYPE else "application/json")
+        top_k = parse_top_k(scope, len(self.model.classes), self.settings.top_k)
         body = await self._read_body(scope, receive)
         if body is None:
             return  # the client went away before sending its body: nobody to answer
+        if media == LINES_TYPE:
+            await self._lines(body, top_k, responder)
+            return
         try:
             batch = await self._decode(content_type, body)
         except HTTPError as error:
@@ -185,6 +197,24 @@ class ServingApp:
             return
         probabilities = await self.batcher.infer(batch)
         await responder.json(200, {"predictions": self.predictions(probabilities, top_k)})
+
+    async def _lines(self, body: bytes, top_k: int, responder: Responder) -> None:
+        """JSON Lines records: one forward over every readable image, one answer line each."""
+        size = self.model.image_size
+        records = await self._off_loop(decoding.parse_lines, body, size)
+        images = [item for _, item in records if not isinstance(item, HTTPError)]
+        predictions: list[dict[str, Any]] = []
+        if images:
+            batch = await self._off_loop(decoding.to_batch, images, size)
+            predictions = self.predictions(await self.batcher.infer(batch), top_k)
+        answers, found = [], iter(predictions)
+        for name, item in records:
+            if isinstance(item, HTTPError):
+                answer: dict[str, Any] = {"name": name, "error": str(item), "status": item.status}
+            else:
+                answer = {"name": name, "predictions": [next(found)]}
+            answers.append(json.dumps(answer, separators=(",", ":")))
+        await responder.raw(200, "\n".join(answers).encode(), LINES_HEADERS)
 
     async def _decode(self, content_type: str, body: bytes) -> np.ndarray:
         """The body as a model batch, decoded off the event loop when it is large."""

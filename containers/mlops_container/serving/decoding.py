@@ -26,6 +26,7 @@ from ..images import to_rgb_array
 IMAGE_TYPES = ("image/png", "image/jpeg", "application/x-image")
 NPY_TYPE = "application/x-npy"
 JSON_TYPE = "application/json"
+LINES_TYPE = contract.TRANSFORM_PACKED_CONTENT_TYPE
 # The same types, in this order, are the contract's (what the model package registers).
 CONTENT_TYPES = contract.CONTENT_TYPES
 IMAGE_FORMATS = ("PNG", "JPEG")
@@ -64,6 +65,30 @@ def parse_body(content_type: str, body: bytes, size: int) -> list[Item]:
     if media == NPY_TYPE:
         return [parse_npy(body, size)]
     return parse_json(body, size)
+
+
+def parse_lines(body: bytes, size: int) -> list[tuple[str, np.ndarray | HTTPError]]:
+    """JSON Lines of ``{"name", "b64"}`` (a packed transform's records): per line its name and
+    the decoded image (a batch of one, NHWC), or the error that line's answer reports (one bad line spoils no
+    other)."""
+    if not body.strip():
+        raise HTTPError(400, 'empty request body; send lines of {"name": ..., "b64": ...}')
+    records: list[tuple[str, np.ndarray | HTTPError]] = []
+    for number, line in enumerate(line for line in body.splitlines() if line.strip()):
+        name = f"line {number}"
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("b64"), str):
+                raise HTTPError(400, f'{name} is not {{"name": ..., "b64": <base64 image>}}')
+            name = str(record.get("name") or name)
+            payload = base64.b64decode(record["b64"], validate=True)
+            label = f"image {name}"
+            records.append((name, _decode(open_image(payload, label), label, size)[None]))
+        except HTTPError as error:
+            records.append((name, error))
+        except (ValueError, binascii.Error, RecursionError) as error:
+            records.append((name, HTTPError(400, f"{name} is not valid JSON/base64 ({error})")))
+    return records
 
 
 def open_image(payload: bytes, name: str) -> Image.Image:

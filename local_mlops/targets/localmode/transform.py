@@ -14,6 +14,9 @@ and changes these things:
   container's ``/execution-parameters``), each thread on its own keep-alive connection, so the
   server's dynamic batcher merges them into one forward — SageMaker's way of batching records
   that are whole files (``SplitType`` None);
+- ``SplitType`` Line (JSON Lines shards): an object's lines are grouped into requests within
+  ``MaxPayloadInMB`` (MultiRecord) and the answers joined a line each, in order (``AssembleWith``
+  Line);
 - each input object ``PREFIX/REL`` becomes ``S3OutputPath/REL.out``, as SageMaker names it;
 - a callback (the session's ``on_transform_record(done, total, key)``) reports progress;
 - the input objects are downloaded ahead of the records that need them (``Prefetch``), starting
@@ -247,8 +250,8 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
         source = input_data["DataSource"]["S3DataSource"]
         if source.get("S3DataType", "S3Prefix") != "S3Prefix":
             raise ValueError("local transform jobs take an S3Prefix input only")
-        if input_data.get("SplitType", "None") not in ("None", None):
-            raise ValueError("local transform jobs take whole files (SplitType None) only")
+        if input_data.get("SplitType", "None") not in ("None", None, "Line"):
+            raise ValueError("local transform jobs split by Line or not at all (SplitType None)")
         environment = self._get_container_environment(**kwargs)
         work = Path(_work_folder(session)) / f"transform-{self.name}"
         server = ModelServer(
@@ -333,13 +336,9 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
         local = threading.local()
         done = [0]
         lock = threading.Lock()
+        by_line = self.input_data.get("SplitType") == "Line"
 
-        def one(key: str) -> None:
-            body = inputs.take(key)
-            if limit is not None and len(body) > limit:
-                raise RuntimeError(
-                    f"{key} is {len(body)} bytes, over MaxPayloadInMB={max_payload_mb}"
-                )
+        def post(key: str, body: bytes) -> bytes:
             if getattr(local, "connection", None) is None:
                 local.connection = http.client.HTTPConnection(host, port, timeout=120)
             try:
@@ -354,19 +353,77 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
                 raise RuntimeError(
                     f"the model answered {status} for s3://{in_bucket}/{key}: {answer[:300]!r}"
                 )
+            return answer
+
+        def count(records: int, key: str, total: int = len(keys)) -> None:
+            with lock:
+                done[0] += records
+                so_far = done[0]
+            if progress is not None:
+                progress(so_far, total, key)
+
+        def one(key: str) -> None:
+            body = inputs.take(key)
+            if limit is not None and len(body) > limit:
+                raise RuntimeError(
+                    f"{key} is {len(body)} bytes, over MaxPayloadInMB={max_payload_mb}"
+                )
+            answer = post(key, body)
             s3.put_object(
                 Bucket=out_bucket, Key=output_key(in_prefix, key, out_prefix), Body=answer
             )
-            with lock:
-                done[0] += 1
-                count = done[0]
-            if progress is not None:
-                progress(count, len(keys), key)
+            count(1, key)
 
         threads = min(self.max_concurrent, MAX_RECORD_THREADS)
         with ThreadPoolExecutor(threads, thread_name_prefix="transform") as pool:
-            for future in [pool.submit(one, key) for key in keys]:
-                future.result()
+            if not by_line:
+                for future in [pool.submit(one, key) for key in keys]:
+                    future.result()
+                return
+            # SplitType Line: each object's lines grouped into payloads within MaxPayloadInMB
+            # (MultiRecord), posted concurrently; the answers joined, a line each, in order.
+            # Progress counts records (lines) as their request is answered.
+            split = [(key, line_payloads(inputs.take(key), limit, key)) for key in keys]
+            records = sum(payload.count(b"\n") for _, payloads in split for payload in payloads)
+
+            def answered(key: str, payload: bytes) -> bytes:
+                answer = post(key, payload)
+                count(payload.count(b"\n"), key, records)
+                return answer
+
+            submitted = [
+                (key, [pool.submit(answered, key, payload) for payload in payloads])
+                for key, payloads in split
+            ]
+            for key, answers in submitted:
+                lines = [future.result().rstrip(b"\n") for future in answers]
+                s3.put_object(
+                    Bucket=out_bucket,
+                    Key=output_key(in_prefix, key, out_prefix),
+                    Body=b"\n".join(lines) + b"\n",
+                )
+
+
+def line_payloads(body: bytes, limit: int | None, key: str) -> list[bytes]:
+    """An object's non-empty lines grouped into request bodies of at most ``limit`` bytes each
+    (MultiRecord), every line ending in a newline; a single line over the limit fails the job."""
+    payloads: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        record = line + b"\n"
+        if limit is not None and len(record) > limit:
+            raise RuntimeError(f"a record of {key} is {len(record)} bytes, over MaxPayloadInMB")
+        if current and limit is not None and size + len(record) > limit:
+            payloads.append(b"".join(current))
+            current, size = [], 0
+        current.append(record)
+        size += len(record)
+    if current:
+        payloads.append(b"".join(current))
+    return payloads
 
 
 def _s3_for_threads(session: Any, threads: int) -> Any:

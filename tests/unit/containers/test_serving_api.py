@@ -281,3 +281,39 @@ def test_corrupt_archive_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "model.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
     with pytest.raises(backends.UserError, match="model.tar.gz is not a readable tar.gz"):
         backends.load(tmp_path)
+
+
+def test_json_lines_answer_a_line_per_record_and_a_bad_line_spoils_no_other(
+    port: int, files_dir: Path
+) -> None:
+    import http.client
+
+    good = [png_bytes(2, 5), png_bytes(7, 1)]
+    lines = [
+        json.dumps({"name": "a.png", "b64": base64.b64encode(good[0]).decode()}),
+        json.dumps({"name": "broken.png", "b64": base64.b64encode(b"not an image").decode()}),
+        "not json at all",
+        json.dumps({"name": "sub/b.png", "b64": base64.b64encode(good[1]).decode()}),
+    ]
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"}
+    connection.request("POST", "/invocations", ("\n".join(lines) + "\n").encode(), headers)
+    response = connection.getresponse()
+    raw = response.read()
+    connection.close()
+    assert response.status == 200, raw[:300]
+    assert response.getheader("content-type") == "application/jsonlines"
+    answers = [json.loads(line) for line in raw.splitlines()]
+    assert [a["name"] for a in answers] == ["a.png", "broken.png", "line 2", "sub/b.png"]
+    assert answers[1]["status"] == 400 and "broken.png" in answers[1]["error"]
+    assert answers[2]["status"] == 400 and "predictions" not in answers[2]
+    for answer, png in zip([answers[0], answers[3]], good, strict=True):
+        (prediction,) = answer["predictions"]
+        expected = expected_probabilities(files_dir, png)
+        assert np.abs(probabilities(prediction) - expected).max() < 1e-4
+
+
+def test_json_lines_with_an_accept_that_excludes_them_is_406(port: int) -> None:
+    body = json.dumps({"name": "a.png", "b64": base64.b64encode(png_bytes()).decode()}).encode()
+    status, answer = invoke(port, body, "application/jsonlines", Accept="application/json")
+    assert status == 406 and "application/jsonlines" in answer["error"]
