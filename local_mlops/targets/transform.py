@@ -29,6 +29,7 @@ from local_mlops.serving import local as serving_local
 Say = Callable[[str], None]
 OnRecord = Callable[[int, int, str], None]
 MAX_PAYLOAD_MB = 6  # SageMaker's default; the serving image's limit too
+DEFAULT_TOP = 3  # classes in each output's top_k
 
 
 def job_name(settings: Settings, now: dt.datetime | None = None) -> str:
@@ -40,6 +41,47 @@ def job_name(settings: Settings, now: dt.datetime | None = None) -> str:
 def transformer_environment(top: int) -> dict[str, str]:
     """What the job sets for the serving container."""
     return {contract.TOP_K_ENV: str(top), contract.RECORD_ERRORS_ENV: "1"}
+
+
+def transformer(
+    target: Any,
+    session: Any,
+    *,
+    model_name: Any,
+    output_path: Any,
+    top: int,
+    tags: list[dict[str, str]],
+) -> Any:
+    """The job's ``Transformer``: the same settings for ``transform`` and the graph's BatchScore
+    step (whose model name and output path are pipeline variables)."""
+    from sagemaker.transformer import Transformer
+
+    return Transformer(
+        model_name=model_name,
+        instance_count=1,
+        instance_type=target.transform_instance_type,
+        strategy="MultiRecord",
+        output_path=output_path,
+        accept="application/json",
+        max_payload=MAX_PAYLOAD_MB,
+        env=transformer_environment(top),
+        tags=tags,
+        sagemaker_session=session,
+    )
+
+
+def start(transformer: Any, data: Any, job_name: str | None = None) -> Any:
+    """Run the job on an S3 prefix of whole images (a pipeline session records the step's
+    arguments instead, which is what ``TransformStep(step_args=...)`` takes)."""
+    return transformer.transform(
+        data=data,
+        data_type="S3Prefix",
+        content_type=contract.TRANSFORM_CONTENT_TYPE,
+        split_type=None,
+        job_name=job_name,
+        wait=True,
+        logs=False,
+    )
 
 
 def run_job(
@@ -54,8 +96,6 @@ def run_job(
     tags: list[dict[str, str]],
 ) -> None:
     """Create the model and run the transform job to its end (raises on a failed job)."""
-    from sagemaker.transformer import Transformer
-
     session.create_model(
         name,
         role=target.role_arn,
@@ -66,27 +106,10 @@ def run_job(
         },
         tags=tags,
     )
-    transformer = Transformer(
-        model_name=name,
-        instance_count=1,
-        instance_type=target.transform_instance_type,
-        strategy="MultiRecord",
-        output_path=destination.uri,
-        accept="application/json",
-        max_payload=MAX_PAYLOAD_MB,
-        env=transformer_environment(top),
-        tags=tags,
-        sagemaker_session=session,
+    job = transformer(
+        target, session, model_name=name, output_path=destination.uri, top=top, tags=tags
     )
-    transformer.transform(
-        data=source.uri,
-        data_type="S3Prefix",
-        content_type=contract.TRANSFORM_CONTENT_TYPE,
-        split_type=None,
-        job_name=name,
-        wait=True,
-        logs=False,
-    )
+    start(job, source.uri, job_name=name)
 
 
 def transform(
@@ -96,7 +119,7 @@ def transform(
     input_path: str,
     output_path: str,
     version: int | None = None,
-    top: int = 3,
+    top: int = DEFAULT_TOP,
     on_start: Callable[[int], None] | None = None,
     on_record: OnRecord | None = None,
 ) -> batch.Summary:
