@@ -115,6 +115,10 @@ def _summary(result: runner.RunResult) -> Table:
         )
     if result.evaluation_uri and result.metrics:
         table.add_row("evaluation", result.evaluation_uri)
+    if result.batch_output:
+        table.add_row(
+            "batch output", f"{result.batch_output} ({result.batch_outputs} .out objects)"
+        )
     table.add_row("follow up", result.console_url)
     return table
 
@@ -185,6 +189,11 @@ def run(
     skip_bad_images: bool = typer.Option(
         False, "--skip-bad-images", help="Import: skip unreadable images and list them."
     ),
+    batch_input: str = typer.Option(
+        "",
+        "--batch-input",
+        help="A folder or s3:// prefix of images the new model scores (the BatchScore step).",
+    ),
     spot: bool = typer.Option(
         False, "--spot", help="Cloud: managed spot training with checkpoints."
     ),
@@ -197,6 +206,9 @@ def run(
 
     Locally (auto_approve) the new version is then approved and deployed, and first_report sends
     a few dozen requests to it and runs one monitoring job: the dashboard has a report to show.
+
+    With --batch-input the graph ends with a batch transform of those images by the created
+    model: one NAME.out (JSON, the top classes) per image, under the run's batch/ prefix.
 
     Example: local-mlops run --local --epochs 5 --instance-count 2
     """
@@ -225,6 +237,7 @@ def run(
         strategy=strategy,
         spot=spot,
         skip_bad_images=skip_bad_images,
+        batch_input=batch_input,
         parameters={
             "Epochs": settings.epochs,
             "Backbone": settings.backbone,

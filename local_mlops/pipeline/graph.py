@@ -3,12 +3,15 @@
     ValidateData ──> Preprocess ──> Train (or Tune) ──> Evaluate ──> Baseline ──> CheckAccuracy
                                                                                     │ accuracy >= threshold
                                                                                     ├──> RegisterModel
-                                                                                    ├──> CreateModel
+                                                                                    ├──> CreateModel ──> BatchScore
                                                                                     │ else
                                                                                     └──> AccuracyTooLow (Fail)
 
 Baseline writes the drift-check baselines (Model Monitor statistics and constraints of the
 validation split's features with the trained model) that RegisterModel attaches to the package.
+BatchScore (only with ``batch_input``: ``run --batch-input``) is a batch transform of the
+``BatchInput`` prefix with the created model, the same job as ``local-mlops transform``; it
+writes one ``NAME.out`` per image under ``batch_output_prefix(...)/<execution id>/``.
 
 Every step runs the one runtime image: processing steps call ``python3 -m mlops_container.<step>``,
 training calls the image's ``train``. Only the ``Target`` (session, instance types, image, role)
@@ -28,6 +31,7 @@ from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
 from sagemaker.tuner import CategoricalParameter, ContinuousParameter, HyperparameterTuner
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
+from sagemaker.workflow.execution_variables import ExecutionVariables
 from sagemaker.workflow.fail_step import FailStep
 from sagemaker.workflow.functions import Join, JsonGet
 from sagemaker.workflow.model_step import ModelStep
@@ -38,7 +42,13 @@ from sagemaker.workflow.retry import (
     SageMakerJobExceptionTypeEnum,
     SageMakerJobStepRetryPolicy,
 )
-from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TrainingStep, TuningStep
+from sagemaker.workflow.steps import (
+    CacheConfig,
+    ProcessingStep,
+    TrainingStep,
+    TransformStep,
+    TuningStep,
+)
 
 from local_mlops.account.tags import project_tags
 from local_mlops.config import Settings
@@ -47,6 +57,7 @@ from local_mlops.pipeline import contract, datasets
 # Step names (also what `runs describe` and the docs show), in a module without the SDK.
 from local_mlops.pipeline.steps import (  # noqa: E402
     BASELINE,
+    BATCH_SCORE,
     CHECK,
     CREATE_MODEL,
     EVALUATE,
@@ -58,6 +69,7 @@ from local_mlops.pipeline.steps import (  # noqa: E402
     VALIDATE,
 )
 from local_mlops.targets import Target
+from local_mlops.targets import transform as batch_transform
 
 # What the runtime image agrees on with the graph (channels, paths, metrics): pipeline/contract.py.
 ACCURACY_PATH = contract.ACCURACY_PATH
@@ -72,8 +84,16 @@ def dataset_uri(settings: Settings) -> str:
     return datasets.dataset_uri(settings, settings.dataset)
 
 
-def build_parameters(settings: Settings, target: Target, instance_count: int = 1) -> dict[str, Any]:
-    """The pipeline's parameters; each can be overridden per execution."""
+def batch_output_prefix(bucket: str, pipeline_name: str) -> str:
+    """Where BatchScore writes, one folder per execution id below it."""
+    return f"s3://{bucket}/pipelines/{pipeline_name}/batch"
+
+
+def build_parameters(
+    settings: Settings, target: Target, instance_count: int = 1, batch_input: str = ""
+) -> dict[str, Any]:
+    """The pipeline's parameters; each can be overridden per execution. ``BatchInput`` (the
+    images BatchScore scores) only when the graph has that step."""
     params = [
         ParameterString("InputData", default_value=dataset_uri(settings)),
         ParameterString("Backbone", default_value=settings.backbone),
@@ -88,6 +108,8 @@ def build_parameters(settings: Settings, target: Target, instance_count: int = 1
         ParameterInteger("TrainingInstanceCount", default_value=instance_count),
         ParameterString("ModelApprovalStatus", default_value=settings.approval_status),
     ]
+    if batch_input:
+        params.append(ParameterString("BatchInput", default_value=batch_input))
     return {p.name: p for p in params}
 
 
@@ -118,6 +140,7 @@ def build_pipeline(
     spot: bool = False,
     pretrained_uri: str = "",
     instance_count: int = 1,
+    batch_input: str = "",
 ) -> Pipeline:
     """The whole graph, for either target.
 
@@ -125,8 +148,10 @@ def build_pipeline(
     ``pretrained`` channel: the backbone starts from it and the head trains alone for one epoch.
     ``instance_count`` is the default of ``TrainingInstanceCount``: the training job's (and every
     tuning trial's) hosts, which train together with torch.distributed (see the image's train).
+    ``batch_input`` (an S3 prefix of images) adds the ``BatchInput`` parameter, defaulting to it,
+    and the BatchScore step after CreateModel; without it the graph has neither.
     """
-    p = build_parameters(settings, target, instance_count)
+    p = build_parameters(settings, target, instance_count, batch_input)
     cache_config = CacheConfig(enable_caching=cache, expire_after="P30D")
     retry = [
         SageMakerJobStepRetryPolicy(
@@ -354,10 +379,36 @@ def build_pipeline(
             values=["Test accuracy", accuracy, "is below the threshold", p["AccuracyThreshold"]],
         ),
     )
+    if_steps: list[Any] = [register, create_model]
+
+    # BatchScore (optional): the created model scores BatchInput, as `local-mlops transform` does.
+    if batch_input:
+        scorer = batch_transform.transformer(
+            target,
+            target.session,
+            model_name=create_model.properties.ModelName,
+            output_path=Join(
+                on="/",
+                values=[
+                    batch_output_prefix(target.bucket, settings.pipeline_name),
+                    ExecutionVariables.PIPELINE_EXECUTION_ID,
+                ],
+            ),
+            top=batch_transform.DEFAULT_TOP,
+            tags=tags,
+        )
+        if_steps.append(
+            TransformStep(
+                name=BATCH_SCORE,
+                step_args=batch_transform.start(scorer, p["BatchInput"]),
+                retry_policies=retry,
+            )
+        )
+
     check = ConditionStep(
         name=CHECK,
         conditions=[ConditionGreaterThanOrEqualTo(left=accuracy, right=p["AccuracyThreshold"])],
-        if_steps=[register, create_model],
+        if_steps=if_steps,
         else_steps=[fail],
     )
 

@@ -16,3 +16,4 @@ CHECK = "CheckAccuracy"
 REGISTER = "RegisterModel"
 CREATE_MODEL = "CreateModel"
 FAIL = "AccuracyTooLow"
+BATCH_SCORE = "BatchScore"  # only with `run --batch-input`

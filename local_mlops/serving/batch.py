@@ -167,6 +167,16 @@ def list_names(s3: Any, location: Location) -> list[str]:
     return sorted(names)
 
 
+def count_outputs(s3: Any, location: Location) -> int:
+    """How many ``.out`` objects are under the location's prefix (0 when none)."""
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=location.bucket, Prefix=location.prefix
+    ):
+        count += sum(1 for item in page.get("Contents", []) if item["Key"].endswith(OUT_SUFFIX))
+    return count
+
+
 @dataclass
 class Result:
     """One image's entry: its name, the best class and the top classes, or the error."""

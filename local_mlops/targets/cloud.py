@@ -417,6 +417,7 @@ def definition_target(settings: Settings) -> Target:
         settings.processing_instance_type,
         settings.training_instance_type,
         serving_image_uri=settings.serving_image_uri,
+        transform_instance_type=settings.transform_instance_type,
     )
 
 

@@ -31,6 +31,7 @@ from local_mlops.serving import local as serving_local
 Say = Callable[[str], None]
 OnRecord = Callable[[int, int, str], None]
 MAX_PAYLOAD_MB = 6  # SageMaker's default; the serving image's limit too
+DEFAULT_TOP = 3  # classes in each output's top_k
 # A packed job's requests: about 250 small images each, a few in flight (the server decodes one
 # while it runs another's forward); SageMaker caps concurrency x payload at 100 MB.
 PACKED_PAYLOAD_MB = 1
@@ -48,6 +49,55 @@ def transformer_environment(top: int) -> dict[str, str]:
     return {contract.TOP_K_ENV: str(top), contract.RECORD_ERRORS_ENV: "1"}
 
 
+def transformer(
+    target: Any,
+    session: Any,
+    *,
+    model_name: Any,
+    output_path: Any,
+    top: int,
+    tags: list[dict[str, str]],
+    packed: bool = False,
+) -> Any:
+    """The job's ``Transformer``: the same settings for ``transform`` and the graph's BatchScore
+    step (whose model name and output path are pipeline variables). ``packed``: the input is
+    JSON Lines shards (``batch.pack_folder``), sent ``PACKED_PAYLOAD_MB`` a request and answered
+    a JSON line a record."""
+    from sagemaker.transformer import Transformer
+
+    return Transformer(
+        model_name=model_name,
+        instance_count=1,
+        instance_type=target.transform_instance_type,
+        strategy="MultiRecord",
+        output_path=output_path,
+        accept=contract.TRANSFORM_PACKED_CONTENT_TYPE if packed else "application/json",
+        assemble_with="Line" if packed else None,
+        max_payload=PACKED_PAYLOAD_MB if packed else MAX_PAYLOAD_MB,
+        max_concurrent_transforms=PACKED_CONCURRENCY if packed else None,
+        env=transformer_environment(top),
+        tags=tags,
+        sagemaker_session=session,
+    )
+
+
+def start(transformer: Any, data: Any, job_name: str | None = None, packed: bool = False) -> Any:
+    """Run the job on an S3 prefix of whole images, or of JSON Lines shards when ``packed`` (a
+    pipeline session records the step's arguments instead, which is what
+    ``TransformStep(step_args=...)`` takes)."""
+    return transformer.transform(
+        data=data,
+        data_type="S3Prefix",
+        content_type=contract.TRANSFORM_PACKED_CONTENT_TYPE
+        if packed
+        else contract.TRANSFORM_CONTENT_TYPE,
+        split_type="Line" if packed else None,
+        job_name=job_name,
+        wait=True,
+        logs=False,
+    )
+
+
 def run_job(
     target: Any,
     session: Any,
@@ -60,11 +110,8 @@ def run_job(
     tags: list[dict[str, str]],
     packed: bool = False,
 ) -> None:
-    """Create the model and run the transform job to its end (raises on a failed job).
-    ``packed``: the input is JSON Lines shards (``batch.pack_folder``), split by line and sent
-    ``PACKED_PAYLOAD_MB`` a request, answered a JSON line a record."""
-    from sagemaker.transformer import Transformer
-
+    """Create the model and run the transform job to its end (raises on a failed job);
+    ``packed``: see ``transformer``."""
     session.create_model(
         name,
         role=target.role_arn,
@@ -75,31 +122,11 @@ def run_job(
         },
         tags=tags,
     )
-    transformer = Transformer(
-        model_name=name,
-        instance_count=1,
-        instance_type=target.transform_instance_type,
-        strategy="MultiRecord",
-        output_path=destination.uri,
-        accept=contract.TRANSFORM_PACKED_CONTENT_TYPE if packed else "application/json",
-        assemble_with="Line" if packed else None,
-        max_payload=PACKED_PAYLOAD_MB if packed else MAX_PAYLOAD_MB,
-        max_concurrent_transforms=PACKED_CONCURRENCY if packed else None,
-        env=transformer_environment(top),
-        tags=tags,
-        sagemaker_session=session,
-    )
-    transformer.transform(
-        data=source.uri,
-        data_type="S3Prefix",
-        content_type=contract.TRANSFORM_PACKED_CONTENT_TYPE
-        if packed
-        else contract.TRANSFORM_CONTENT_TYPE,
-        split_type="Line" if packed else None,
-        job_name=name,
-        wait=True,
-        logs=False,
-    )
+    job = transformer(
+        target, session, model_name=name, output_path=destination.uri, top=top, tags=tags,
+        packed=packed,
+    )  # fmt: skip
+    start(job, source.uri, job_name=name, packed=packed)
 
 
 def transform(
@@ -109,7 +136,7 @@ def transform(
     input_path: str,
     output_path: str,
     version: int | None = None,
-    top: int = 3,
+    top: int = DEFAULT_TOP,
     on_start: Callable[[int], None] | None = None,
     on_record: OnRecord | None = None,
 ) -> batch.Summary:

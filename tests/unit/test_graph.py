@@ -133,3 +133,46 @@ def test_registered_content_types_are_the_ones_the_server_reads() -> None:
     from mlops_container.serving import decoding
 
     assert list(decoding.CONTENT_TYPES) == graph.CONTENT_TYPES
+
+
+def batch_definition(target: str, batch_input: str) -> dict[str, Any]:
+    settings = load_settings({"target": target}, config_file=EMPTY, environ={})
+    pipeline = graph.build_pipeline(settings, definition_session(settings), batch_input=batch_input)
+    return json.loads(pipeline.definition())
+
+
+def test_batch_score_and_its_parameter_come_only_with_a_batch_input() -> None:
+    plain, scored = definition("local"), batch_definition("local", "s3://local-mlops/in/")
+    assert graph.BATCH_SCORE not in json.dumps(plain) and "BatchInput" not in json.dumps(plain)
+    parameter = next(p for p in scored["Parameters"] if p["Name"] == "BatchInput")
+    assert parameter["DefaultValue"] == "s3://local-mlops/in/"
+    if_steps = scored["Steps"][-1]["Arguments"]["IfSteps"]
+    assert [s["Type"] for s in if_steps] == ["RegisterModel", "Model", "Transform"]
+    step = if_steps[-1]
+    assert step["Name"] == graph.BATCH_SCORE
+    arguments = step["Arguments"]
+    assert arguments["ModelName"] == {"Get": f"Steps.{if_steps[1]['Name']}.ModelName"}
+    assert arguments["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == {
+        "Get": "Parameters.BatchInput"
+    }
+    assert "SplitType" not in arguments["TransformInput"]  # whole files
+    assert arguments["BatchStrategy"] == "MultiRecord"
+    assert arguments["TransformOutput"]["Accept"] == "application/json"
+    output = json.dumps(arguments["TransformOutput"]["S3OutputPath"])
+    assert "pipelines/local-mlops-pipeline/batch" in output and "PipelineExecutionId" in output
+    # Without the step, everything else is unchanged.
+    scored["Parameters"] = [p for p in scored["Parameters"] if p["Name"] != "BatchInput"]
+    scored["Steps"][-1]["Arguments"]["IfSteps"] = if_steps[:-1]
+    assert scored == plain
+
+
+def test_batch_score_local_and_cloud_differ_only_in_session_values() -> None:
+    local = batch_definition("local", "s3://local-mlops/in/")
+    cloud = batch_definition("cloud", "s3://local-mlops/in/")
+    for parameter in cloud["Parameters"]:
+        if parameter["Name"] in {"ProcessingInstanceType", "TrainingInstanceType"}:
+            parameter["DefaultValue"] = "local"
+    score = cloud["Steps"][-1]["Arguments"]["IfSteps"][-1]["Arguments"]
+    assert score["TransformResources"]["InstanceType"].startswith("ml.")
+    score["TransformResources"]["InstanceType"] = "local"
+    assert local == cloud
