@@ -87,6 +87,7 @@ def main() -> None:
     hps = {"epochs": str(args.epochs), "backbone": args.backbone}
     with tempfile.TemporaryDirectory(prefix="bench-dist-") as tmp:
         work = Path(tmp)
+        work.chmod(0o777)  # the image's steps run as an unprivileged user
         docker(
             "run", "--rm", "-v", f"{work}:/w", image, "sh", "-c",
             "python3 -m mlops_container.importer --dataset digits --output /w/raw --base-uri /w/raw"
