@@ -56,19 +56,25 @@ def sagemaker_answers(monkeypatch: pytest.MonkeyPatch) -> None:
         real(target, session, **kwargs)
         source, destination = kwargs["source"], kwargs["destination"]
         s3 = session.s3_client
+
+        def answer(name: str) -> dict[str, Any]:
+            if name == "broken.png":
+                return {"error": "the image is not a readable PNG or JPEG", "status": 400}
+            return {
+                "predictions": [{"label": "c1", "top_k": [{"label": "c1", "probability": 0.9}]}]
+            }
+
         for item in s3.list_objects_v2(Bucket=source.bucket, Prefix=source.prefix)["Contents"]:
             name = item["Key"][len(source.prefix) :]
-            answer: dict[str, Any] = (
-                {"error": "the image is not a readable PNG or JPEG", "status": 400}
-                if name == "broken.png"
-                else {
-                    "predictions": [{"label": "c1", "top_k": [{"label": "c1", "probability": 0.9}]}]
-                }
-            )
+            if kwargs.get("packed"):
+                # A JSON Lines shard: an answer line per image line, in order (AssembleWith Line).
+                shard = s3.get_object(Bucket=source.bucket, Key=item["Key"])["Body"].read()
+                names = [json.loads(line)["name"] for line in shard.splitlines()]
+                body = "\n".join(json.dumps({"name": n, **answer(n)}) for n in names) + "\n"
+            else:
+                body = json.dumps(answer(name))
             s3.put_object(
-                Bucket=destination.bucket,
-                Key=f"{destination.prefix}{name}.out",
-                Body=json.dumps(answer).encode(),
+                Bucket=destination.bucket, Key=f"{destination.prefix}{name}.out", Body=body.encode()
             )
 
     monkeypatch.setattr(service, "run_job", run_job)
@@ -93,19 +99,20 @@ def test_transform_creates_the_job_with_the_model_image_and_batching(
 
     job = sagemaker.describe_transform_job(TransformJobName=summary["job_name"])
     assert job["ModelName"] == summary["job_name"]
-    assert job["BatchStrategy"] == "MultiRecord" and job["MaxPayloadInMB"] == 6
-    # SageMaker asks the container's /execution-parameters for the concurrency.
-    assert "MaxConcurrentTransforms" not in job
+    # A folder travels packed: JSON Lines shards, split by line, 1 MB and 4 requests at a time.
+    assert job["BatchStrategy"] == "MultiRecord" and job["MaxPayloadInMB"] == 1
+    assert job["MaxConcurrentTransforms"] == 4
     assert job["Environment"] == {"MLOPS_TOP_K": "3", "MLOPS_RECORD_ERRORS": "1"}
     data = job["TransformInput"]
     assert data["DataSource"]["S3DataSource"] == {
         "S3DataType": "S3Prefix",
         "S3Uri": summary["input"],
     }
-    assert data["ContentType"] == "application/x-image" and data.get("SplitType", "None") == "None"
+    assert data["ContentType"] == "application/jsonlines" and data["SplitType"] == "Line"
     assert summary["input"].startswith(f"s3://{BUCKET}/tmp/transform/")
     assert job["TransformOutput"]["S3OutputPath"] == summary["output"]
-    assert job["TransformOutput"]["Accept"] == "application/json"
+    assert job["TransformOutput"]["Accept"] == "application/jsonlines"
+    assert job["TransformOutput"]["AssembleWith"] == "Line"
     assert job["TransformResources"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1}
     model = sagemaker.describe_model(ModelName=summary["job_name"])
     assert model["PrimaryContainer"]["Image"] == SERVING_URI
