@@ -85,6 +85,12 @@ class Packed:
     names: list[str]
     oversized: list[Result]
 
+    @property
+    def largest(self) -> int:
+        """The longest line's bytes, its newline included (what one request must hold)."""
+        return max((len(line) + 1 for _, body in self.shards for line in body.splitlines()),
+                   default=0)  # fmt: skip
+
 
 def pack_folder(folder: Path, shard_images: int = SHARD_IMAGES) -> Packed:
     """Every file of ``folder`` as a JSON line, ``shard_images`` lines a shard."""

@@ -58,6 +58,7 @@ def transformer(
     top: int,
     tags: list[dict[str, str]],
     packed: bool = False,
+    packed_payload_mb: int = 1,
 ) -> Any:
     """The job's ``Transformer``: the same settings for ``transform`` and the graph's BatchScore
     step (whose model name and output path are pipeline variables). ``packed``: the input is
@@ -73,7 +74,7 @@ def transformer(
         output_path=output_path,
         accept=contract.TRANSFORM_PACKED_CONTENT_TYPE if packed else "application/json",
         assemble_with="Line" if packed else None,
-        max_payload=PACKED_PAYLOAD_MB if packed else MAX_PAYLOAD_MB,
+        max_payload=packed_payload_mb if packed else MAX_PAYLOAD_MB,
         max_concurrent_transforms=PACKED_CONCURRENCY if packed else None,
         env=transformer_environment(top),
         tags=tags,
@@ -109,6 +110,7 @@ def run_job(
     top: int,
     tags: list[dict[str, str]],
     packed: bool = False,
+    packed_payload_mb: int = 1,
 ) -> None:
     """Create the model and run the transform job to its end (raises on a failed job);
     ``packed``: see ``transformer``."""
@@ -124,7 +126,7 @@ def run_job(
     )
     job = transformer(
         target, session, model_name=name, output_path=destination.uri, top=top, tags=tags,
-        packed=packed,
+        packed=packed, packed_payload_mb=packed_payload_mb,
     )  # fmt: skip
     start(job, source.uri, job_name=name, packed=packed)
 
@@ -213,6 +215,11 @@ class Job:
                     top=self.top,
                     tags=project_tags(self.settings, created_by="transform"),
                     packed=packed is not None,
+                    # A shard line (one image) must fit a request: photos over ~750 KB need
+                    # SageMaker's largest payload.
+                    packed_payload_mb=PACKED_PAYLOAD_MB
+                    if packed is None or packed.largest <= PACKED_PAYLOAD_MB * 1024 * 1024
+                    else MAX_PAYLOAD_MB,
                 )
         except Exception as exc:
             raise LocalMlopsError(

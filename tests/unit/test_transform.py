@@ -225,3 +225,12 @@ def test_a_packed_folder_round_trips_to_one_out_per_image(s3: Any, tmp_path: Pat
     written = sorted(p.relative_to(out.folder).as_posix() for p in out.folder.rglob("*.out"))
     assert written == ["a.png.out", "c.png.out"]
     assert json.loads((out.folder / "a.png.out").read_text())["predictions"][0]["label"] == "1"
+
+
+def test_a_packed_folder_knows_its_longest_line(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "small.png").write_bytes(b"x")
+    (folder / "large.png").write_bytes(b"y" * 900_000)  # a photo: over 1 MB once base64'd
+    packed = batch.pack_folder(folder)
+    assert packed.largest > 1024 * 1024 and packed.names == ["large.png", "small.png"]
