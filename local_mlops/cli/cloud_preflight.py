@@ -10,12 +10,14 @@ from local_mlops.cli.common import err
 from local_mlops.config import Settings
 from local_mlops.devenv import dockerhost, doctor
 from local_mlops.errors import LocalMlopsError
-from local_mlops.pipeline.runner import RunOptions
+from local_mlops.pipeline import steps
+from local_mlops.pipeline.runner import INSTANCE_COUNT, RunOptions
 
 # Unknown instance types are priced high rather than free; the table is account/prices.toml.
 UNKNOWN_PROCESSING_USD, UNKNOWN_TRAINING_USD = 0.5, 1.0
 PROCESSING_MINUTES = 5  # per processing step, billed per second with a 1-minute minimum
 TRAINING_MINUTES = 15  # per training job on the default dataset
+TRANSFORM_MINUTES = 10  # the BatchScore step (`run --batch-input`): start, score, stop
 
 
 def estimate_cost(
@@ -26,19 +28,30 @@ def estimate_cost(
     processing = table.hourly("jobs", settings.processing_instance_type) or UNKNOWN_PROCESSING_USD
     training = table.hourly("jobs", settings.training_instance_type) or UNKNOWN_TRAINING_USD
     jobs = options.max_jobs if options.tune else 1
+    hosts = int(options.parameters.get(INSTANCE_COUNT, 1))
     spot_factor = 0.3 if options.spot else 1.0
+    count = len(steps.PROCESSING)
     rows = [
         (
-            "3 processing steps",
+            f"{count} processing steps",
             settings.processing_instance_type,
-            3 * PROCESSING_MINUTES / 60 * processing,
+            count * PROCESSING_MINUTES / 60 * processing,
         ),
         (
-            f"{jobs} training job(s)",
+            f"{jobs} training job(s)" + (f" x {hosts} instances" if hosts > 1 else ""),
             settings.training_instance_type,
-            jobs * TRAINING_MINUTES / 60 * training * spot_factor,
+            jobs * hosts * TRAINING_MINUTES / 60 * training * spot_factor,
         ),
     ]
+    if options.batch_input:
+        transform = table.hourly("jobs", settings.transform_instance_type)
+        rows.append(
+            (
+                "1 batch transform job (BatchScore)",
+                settings.transform_instance_type,
+                TRANSFORM_MINUTES / 60 * (transform or UNKNOWN_PROCESSING_USD),
+            )
+        )
     return sum(r[2] for r in rows), rows
 
 

@@ -201,14 +201,14 @@ def fetch_model(s3: Any, model_data_url: str, target: Path) -> Path:
             "is the S3 emulator running (`local-mlops up`) with the registry's bucket?",
         ) from exc
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
+        # One pass over the stream (listing the members first would decompress it twice).
+        with tarfile.open(archive, "r|*") as tar:
+            for member in tar:
                 parts = PurePosixPath(member.name).parts
                 unsafe = member.name.startswith("/") or ".." in parts
                 if unsafe or not (member.isfile() or member.isdir()):
                     raise LocalMlopsError(f"{model_data_url} holds an unsafe entry {member.name!r}")
-            tar.extractall(target, members=members)
+                tar.extract(member, target)
     except tarfile.TarError as exc:
         raise LocalMlopsError(f"{model_data_url} is not a readable tar.gz ({exc})") from exc
     finally:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+TICK_CHAR_PX = 6.5  # a character of the 11 px tick and legend font, wide enough for digits
 PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 
 
@@ -89,11 +90,6 @@ def line_chart(
     points = [p for s in series for p in s.points]
     if not points:
         return f'<p class="empty">{escape(title)}: no data yet.</p>'
-    left, right, bottom = 56, 16, 44
-    legend = _legend_rows([s.label for s in series], left + 8, width - right)
-    top = 30 + 16 * len({row for _, row in legend})
-    height += top - 44
-    plot_w, plot_h = width - left - right, height - top - bottom
     xs = [p[0] for p in points]
     ys = [p[1] for p in points] + ([threshold[0]] if threshold else [])
     if x_time:
@@ -104,6 +100,12 @@ def line_chart(
         plain = _ticks(min(xs), max(xs), 6, integers=all(float(x).is_integer() for x in xs))
         x_ticks = [(t, _fmt(t)) for t in plain]
         x0, x1 = plain[0], plain[-1] if plain[-1] > plain[0] else plain[0] + 1
+    # The last x tick is centred on the plot's right edge: leave room for half its label.
+    left, right, bottom = 56, max(16, round(TICK_CHAR_PX * len(x_ticks[-1][1]) / 2) + 4), 44
+    legend = _legend_rows([s.label for s in series], left + 8, width - right)
+    top = 30 + 16 * len({row for _, row in legend})
+    height += top - 44
+    plot_w, plot_h = width - left - right, height - top - bottom
     y_ticks = _ticks(*(y_range or (min(ys), max(ys))))
     y0, y1 = y_ticks[0], y_ticks[-1] if y_ticks[-1] > y_ticks[0] else y_ticks[0] + 1
 
@@ -171,7 +173,7 @@ def _legend_rows(labels: Sequence[str], start: float, end: float) -> list[tuple[
     """(x, row) of each legend entry, wrapping to a new row when one would pass ``end``."""
     placed, x, row = [], start, 0
     for label in labels:
-        width = 32 + 6.5 * len(label)
+        width = 32 + TICK_CHAR_PX * len(label)
         if x > start and x + width > end:
             x, row = start, row + 1
         placed.append((x, row))

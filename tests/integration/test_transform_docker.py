@@ -119,3 +119,30 @@ def test_an_unknown_version_is_refused(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 1
     assert "it-transform/9 does not exist" in result.stderr
+
+
+def test_an_s3_prefix_is_scored_twice_in_one_process(tmp_path: Path) -> None:
+    """Object by object (SplitType None); a second job in the same process starts and removes
+    its own serving container, with its own settings (``--top``)."""
+    settings = load_settings()
+    client = s3_helpers.s3_client(settings, settings.s3_endpoint)
+    folder = images(tmp_path / "in")
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    for name in names:
+        client.upload_file(str(folder / name), settings.bucket, f"it-prefix/in/{name}")
+    for run, top in (("first", 3), ("second", 1)):
+        output = f"s3://{settings.bucket}/it-prefix/{run}/"
+        result = cli.invoke(
+            app,
+            ["transform", "--input", f"s3://{settings.bucket}/it-prefix/in/", "--output", output,
+             "--top", str(top), "--json"],
+        )  # fmt: skip
+        assert result.exit_code == 0, f"{run} job: {result.output}"
+        summary = json.loads(result.stdout)
+        assert (summary["images"], summary["scored"], summary["errors"]) == (4, 3, 1), run
+        listed = client.list_objects_v2(Bucket=settings.bucket, Prefix=f"it-prefix/{run}/")
+        keys = sorted(item["Key"].removeprefix(f"it-prefix/{run}/") for item in listed["Contents"])
+        assert keys == [f"{name}.out" for name in names], run
+        body = client.get_object(Bucket=settings.bucket, Key=f"it-prefix/{run}/red.png.out")
+        [prediction] = json.loads(body["Body"].read())["predictions"]
+        assert len(prediction["top_k"]) == top, run

@@ -281,3 +281,21 @@ def test_charts_have_axes_units_and_a_legend() -> None:
     assert "epoch</text>" in svg and "accuracy (fraction)</text>" in svg
     assert 'class="legend">val_accuracy' in svg and "<polyline" in svg
     assert "no data yet" in charts.line_chart([], title="t", x_label="x", y_label="y")
+
+
+def test_the_last_x_tick_label_fits_inside_the_chart() -> None:
+    """A clock-time axis ends in a label centred on the plot's right edge: none is cut off."""
+    start = 1_764_669_600.0  # 2025-12-02 10:00 UTC
+    svg = charts.line_chart(
+        [charts.Series("p50", [(start, 1.0), (start + 3600, 2.0)])],
+        title="latency",
+        x_label="time (UTC)",
+        y_label="ms",
+        x_time=True,
+    )
+    width = float(re.search(r'viewBox="0 0 (\d+)', svg).group(1))  # type: ignore[union-attr]
+    ticks = re.findall(
+        r'<text x="([\d.]+)" y="[\d.]+" class="tick" text-anchor="middle">([^<]+)<', svg
+    )
+    x, label = max((float(x), label) for x, label in ticks)
+    assert x + charts.TICK_CHAR_PX * len(label) / 2 <= width, (x, label, width)

@@ -116,6 +116,10 @@ class LocalJobSession(TelemetryOptOut, LocalSession):
     A ``LocalPipelineSession`` turns ``Transformer.transform`` into step arguments; this one runs
     it, through ``LocalJobClient`` (transform jobs as ``transform.py`` runs them).
     ``on_transform_record(done, total, key)`` is told of each record written.
+
+    A local job runs inside its ``create_*`` call, so it has ended when the SDK waits for it;
+    the SDK's wait (``_wait_until``) sleeps its poll interval, 5 s, before the first describe.
+    The waits here describe at once and fall back to the SDK's only for a job still running.
     """
 
     def __init__(self, *args: Any, project: str = "", **kwargs: Any) -> None:
@@ -128,3 +132,25 @@ class LocalJobSession(TelemetryOptOut, LocalSession):
     ) -> None:
         super()._initialize(boto_session, sagemaker_client, *args, **kwargs)
         self.sagemaker_client = LocalJobClient(self)
+
+    def wait_for_transform_job(self, job: str, poll: int = 5) -> dict[str, Any]:
+        from sagemaker.session import _transform_job_status
+
+        ended = self._ended(job, _transform_job_status, "TransformJobStatus")
+        return ended or dict(super().wait_for_transform_job(job, poll))
+
+    def wait_for_processing_job(self, job: str, poll: int = 5) -> dict[str, Any]:
+        from sagemaker.session import _processing_job_status
+
+        ended = self._ended(job, _processing_job_status, "ProcessingJobStatus")
+        return ended or dict(super().wait_for_processing_job(job, poll))
+
+    def _ended(self, job: str, status: Any, field: str) -> dict[str, Any] | None:
+        """The job's description when it has ended (checked as the SDK checks it), else None."""
+        from sagemaker.session import _check_job_status
+
+        described = status(self.sagemaker_client, job)
+        if described is None:
+            return None
+        _check_job_status(job, described, field)
+        return dict(described)

@@ -9,6 +9,8 @@ serving image's unprivileged user cannot read it) and writes its outputs under a
 and changes these things:
 
 - the model is extracted into a folder readable by all (``chmod -R a+rX``) and mounted from there;
+- the serving container is started with the docker SDK and removed at the end (``ModelServer``),
+  not through ``docker compose up`` in a thread;
 - ``/ping`` is polled every 0.2 s; a container that exits first fails the job with its log;
 - ``MaxConcurrentTransforms`` requests are in flight at once (the job's value, else the
   container's ``/execution-parameters``), each thread on its own keep-alive connection, so the
@@ -41,16 +43,15 @@ from pathlib import Path
 from typing import Any
 
 from sagemaker.local.entities import _LocalTransformJob
-from sagemaker.local.image import _SageMakerContainer
-from sagemaker.local.utils import get_docker_host
 
 from local_mlops.devenv.processes import container_labels
-from local_mlops.serving.fleet import fetch_model, free_port
+from local_mlops.serving.fleet import CONTAINER_PORT, MODEL_MOUNT, fetch_model, free_port
 from local_mlops.targets.localmode.runs import remove_containers
 
 logger = logging.getLogger(__name__)
 
 PING_INTERVAL_SECONDS = 0.2
+INSTANCE_HOST = "127.0.0.1"  # the container's port is published on loopback only
 # Inputs downloaded ahead of the records: GETs at once, and bodies held at most.
 PREFETCH_THREADS = 8
 PREFETCH_WINDOW = 256
@@ -135,7 +136,14 @@ class Prefetch:
 
 
 class ModelServer:
-    """The model's serving container under local mode's compose, on a free host port."""
+    """The model's serving container for one job: ``docker run -d IMAGE serve`` with the model
+    mounted read-only, published on a free port of 127.0.0.1 and labelled with the job, as the
+    endpoint fleet starts its instances (``serving/fleet.py``).
+
+    Not local mode's ``_SageMakerContainer.serve``: that runs ``docker compose up`` in a thread
+    whose stderr nobody reads (a compose failure shows as exit 1 with no message), and its
+    teardown waits for compose to stop the container. Here the start is one API call, a failure
+    is the engine's own message, and the stop one forced removal once every record is answered."""
 
     def __init__(self, session: Any, image: str, instance_type: str, job_name: str) -> None:
         self.session = session
@@ -143,39 +151,45 @@ class ModelServer:
         self.instance_type = instance_type
         self.job_name = job_name
         self.port = free_port()
-        self.container: _SageMakerContainer | None = None
+        self.container: Any = None
 
     def start(self, model_dir: Path, environment: dict[str, str]) -> None:
-        local = dict((self.session.config or {}).get("local") or {})
-        container_config = dict(local.get("container_config") or {})
-        labels = dict(container_config.get("labels") or {})
-        labels.update(container_labels(getattr(self.session, "project", ""), self.job_name))
-        container_config["labels"] = labels
-        local.update(serving_port=self.port, container_config=container_config)
-        previous = self.session.config
-        # _SageMakerContainer reads the port and labels from the session's config as it starts.
-        self.session.config = {**(previous or {}), "local": local}
+        from docker.errors import APIError, ImageNotFound
+
+        from local_mlops.devenv.dockerhost import docker_client
+
+        labels = container_labels(getattr(self.session, "project", ""), self.job_name)
         try:
-            self.container = _SageMakerContainer(
-                self.instance_type, 1, self.image, sagemaker_session=self.session
+            self.container = docker_client().containers.run(
+                self.image,
+                "serve",
+                name=f"{self.job_name}-algo-1"[:128],
+                detach=True,
+                labels=labels,
+                environment={**environment, "SAGEMAKER_BIND_TO_PORT": str(CONTAINER_PORT)},
+                ports={f"{CONTAINER_PORT}/tcp": (INSTANCE_HOST, self.port)},
+                volumes={str(model_dir): {"bind": MODEL_MOUNT, "mode": "ro"}},
             )
-            self.container.serve(f"file://{model_dir}", environment)
-        finally:
-            self.session.config = previous
+        except ImageNotFound as exc:
+            raise RuntimeError(
+                f"the serving image {self.image} is not on this machine: `local-mlops build`"
+            ) from exc
+        except APIError as exc:
+            raise RuntimeError(
+                f"cannot start the serving container of {self.job_name}: {exc.explanation or exc}"
+            ) from exc
 
     def wait_until_healthy(self, timeout: float = PING_TIMEOUT_SECONDS) -> str:
         """The host the container answers on, once ``/ping`` says 200."""
-        host = get_docker_host()
         deadline = time.monotonic() + timeout
-        hosting = getattr(self.container, "container", None)
         while time.monotonic() < deadline:
             try:
-                status, _ = request(host, self.port, "GET", "/ping", timeout=2)
+                status, _ = request(INSTANCE_HOST, self.port, "GET", "/ping", timeout=2)
                 if status == 200:
-                    return str(host)
+                    return INSTANCE_HOST
             except OSError:
                 pass
-            if hosting is not None and not hosting.is_alive():
+            if self._exited():
                 raise RuntimeError(
                     f"the serving container of {self.job_name} exited before /ping answered"
                     f"{self._log_tail()}"
@@ -186,29 +200,30 @@ class ModelServer:
             f"{timeout:g} s{self._log_tail()}"
         )
 
+    def _exited(self) -> bool:
+        from docker.errors import NotFound
+
+        try:
+            self.container.reload()
+        except NotFound:
+            return True
+        return str(self.container.status) in ("exited", "dead")
+
     def _log_tail(self) -> str:
-        import subprocess
-
-        from local_mlops.devenv.processes import EXECUTION_LABEL
-
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label={EXECUTION_LABEL}={self.job_name}"],
-            capture_output=True, text=True, timeout=30, check=False,
-        ).stdout.split()  # fmt: skip
-        if not ids:
+        try:
+            text = self.container.logs(tail=10).decode("utf-8", "replace").strip()
+        except Exception:  # the container may be gone; the error above says enough
             return ""
-        done = subprocess.run(
-            ["docker", "logs", "--tail", "10", ids[0]],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-        return "\nLast log lines:\n" + (done.stdout + done.stderr).strip()
+        return f"\nLast log lines:\n{text}" if text else ""
 
     def stop(self) -> None:
-        try:
-            if self.container is not None:
-                self.container.stop_serving()
-        finally:
-            remove_containers(self.job_name)
+        from docker.errors import NotFound
+
+        if self.container is None:
+            remove_containers(self.job_name)  # a start that failed midway may have left one
+            return
+        with contextlib.suppress(NotFound):
+            self.container.remove(force=True)
 
 
 def request(
