@@ -24,6 +24,7 @@ from local_mlops import s3 as s3_helpers
 from local_mlops.cli.app import app
 from local_mlops.config import Settings, load_settings
 from local_mlops.devenv.processes import EXECUTION_LABEL
+from local_mlops.errors import LocalMlopsError
 from local_mlops.stores.registry import LocalModelRegistry
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "containers"))
@@ -146,3 +147,46 @@ def test_an_s3_prefix_is_scored_twice_in_one_process(tmp_path: Path) -> None:
         body = client.get_object(Bucket=settings.bucket, Key=f"it-prefix/{run}/red.png.out")
         [prediction] = json.loads(body["Body"].read())["predictions"]
         assert len(prediction["top_k"]) == top, run
+
+
+def test_a_killed_serving_container_fails_the_job_with_the_reason(tmp_path: Path) -> None:
+    """The container dies mid-job: the job fails at once, saying so, and leaves no container;
+    the inputs are untouched."""
+    from local_mlops.targets import transform as service
+
+    settings = load_settings()
+    client = s3_helpers.s3_client(settings, settings.s3_endpoint)
+    body = (images(tmp_path / "in") / "red.png").read_bytes()
+    count = 400
+    for index in range(count):
+        client.put_object(Bucket=settings.bucket, Key=f"it-kill/in/{index:04d}.png", Body=body)
+    said: list[str] = []
+    killed: list[str] = []
+
+    def job_containers() -> list[str]:
+        # The job's name is in the first thing the command says: "Transform job NAME: ...".
+        [name] = [m.split()[2].rstrip(":") for m in said if m.startswith("Transform job ")]
+        return subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label={EXECUTION_LABEL}={name}"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+
+    def kill_on_first_record(done: int, total: int, key: str) -> None:
+        if not killed:
+            killed.append(key)
+            subprocess.run(["docker", "kill", *job_containers()], capture_output=True, check=True)
+
+    with pytest.raises(LocalMlopsError) as failed:
+        service.transform(
+            settings,
+            said.append,
+            input_path=f"s3://{settings.bucket}/it-kill/in/",
+            output_path=f"s3://{settings.bucket}/it-kill/out/",
+            on_record=kill_on_first_record,
+        )
+    assert killed, "no record was answered before the kill"
+    message = str(failed.value)
+    assert "stopped answering" in message and "exited with code 137 (killed)" in message
+    assert job_containers() == []
+    listed = client.list_objects_v2(Bucket=settings.bucket, Prefix="it-kill/in/")
+    assert listed["KeyCount"] == count

@@ -209,6 +209,23 @@ class ModelServer:
             return True
         return str(self.container.status) in ("exited", "dead")
 
+    def exit_reason(self) -> str:
+        """How the container ended, with its last log lines; "" while it runs."""
+        from docker.errors import NotFound
+
+        if self.container is None:
+            return ""
+        try:
+            self.container.reload()
+        except NotFound:
+            return ": its container is gone (removed from outside the job)"
+        state = self.container.attrs.get("State") or {}
+        if self.container.status not in ("exited", "dead"):
+            return ""
+        code = state.get("ExitCode")
+        how = " (killed)" if code == 137 or state.get("OOMKilled") else ""
+        return f": it exited with code {code}{how}{self._log_tail()}"
+
     def _log_tail(self) -> str:
         try:
             text = self.container.logs(tail=10).decode("utf-8", "replace").strip()
@@ -292,7 +309,13 @@ class ExtendedLocalTransformJob(_LocalTransformJob):
             self.batch_strategy = kwargs["BatchStrategy"]
             self.environment = dict(kwargs.get("Environment") or {})
             self.max_concurrent = max(1, int(kwargs.get("MaxConcurrentTransforms") or 1))
-            self._transform_all(host, server.port, int(kwargs["MaxPayloadInMB"]), inputs)
+            try:
+                self._transform_all(host, server.port, int(kwargs["MaxPayloadInMB"]), inputs)
+            except (OSError, http.client.HTTPException) as exc:
+                raise RuntimeError(
+                    f"the serving container of {self.name} stopped answering ({exc})"
+                    f"{server.exit_reason()}"
+                ) from exc
         finally:
             inputs.close()
             server.stop()
