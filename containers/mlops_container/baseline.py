@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import contract
+from .contract import find_file
 from .errors import UserError, exit_now, run_entrypoint
 from .features import build_constraints, categorical_statistics, numeric_statistics
 from .modelfeatures import (
@@ -39,7 +40,6 @@ from .modelfeatures import (
     load_featurizer,
     numeric_feature_names,
 )
-from .train import find_file
 
 DEFAULT_MARGIN = 0.05
 DEFAULT_THRESHOLD = 0.1

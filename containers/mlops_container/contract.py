@@ -150,6 +150,14 @@ def channel_dir(channel: str) -> Path:
     return path(INPUT_DATA_PATH) / channel
 
 
+def find_file(folder: Path, name: str) -> Path | None:
+    """``name`` directly in a channel or processing folder, or anywhere below it (S3 prefixes
+    may nest)."""
+    if (folder / name).is_file():
+        return folder / name
+    return next(iter(sorted(folder.rglob(name))), None) if folder.is_dir() else None
+
+
 def checkpoint_dir() -> Path:
     """Where training checkpoints live (``$MLOPS_CHECKPOINT_DIR`` overrides the default)."""
     override = os.environ.get(CHECKPOINT_DIR_ENV)
