@@ -1,7 +1,10 @@
 """Evaluation processing step: test-set metrics in SageMaker's model-quality format.
 
 Writes ``evaluation.json`` (``multiclass_classification_metrics.accuracy.value`` is what
-a pipeline condition reads), ``confusion_matrix.json`` and ``confusion_matrix.png``.
+a pipeline condition reads), ``confusion_matrix.json`` and ``confusion_matrix.png``; with
+``--baseline-dir``, also the monitoring baseline of ``--validation-dir`` that
+``mlops_container.baseline`` writes, from the model it already loaded (the pipeline's Evaluate
+step does both: one container start, one model download and load instead of two).
 
 The model runs as the endpoint will serve it: the artifact's ``model.onnx`` with ONNX Runtime
 (``model.pt`` with PyTorch for artifacts trained before the ONNX export), and the metrics are
@@ -10,7 +13,8 @@ numpy, so the step imports neither torch nor scikit-learn (4.7 s of a cold start
 Example::
 
     python3 -m mlops_container.evaluate --model-dir /opt/ml/processing/model \\
-        --test-dir /opt/ml/processing/test --output-dir /opt/ml/processing/evaluation
+        --test-dir /opt/ml/processing/test --output-dir /opt/ml/processing/evaluation \\
+        --validation-dir /opt/ml/processing/validation --baseline-dir /opt/ml/processing/baseline
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import contract
+from . import baseline, contract
 from .contract import find_file
 from .errors import UserError, exit_now, run_entrypoint
 from .modelfeatures import AUTO, BACKENDS, Featurizer, load_featurizer
@@ -54,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=BACKENDS,
         default=AUTO,
         help="the model's runtime: auto = ONNX Runtime when the artifact has model.onnx",
+    )
+    parser.add_argument(
+        "--validation-dir",
+        type=Path,
+        default=None,
+        help="with --baseline-dir: the split the monitoring baseline describes",
+    )
+    parser.add_argument(
+        "--baseline-dir",
+        type=Path,
+        default=None,
+        help="also write the monitoring baseline (as mlops_container.baseline does) here",
     )
     return parser
 
@@ -181,7 +197,24 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         f"macro_f1={metrics['macro_f1']['value']:.4f} items={report['test_items']}",
         flush=True,
     )
+    if args.baseline_dir is not None:
+        write_step_baseline(featurizer, args, report)
     return report
+
+
+def write_step_baseline(
+    featurizer: Featurizer, args: argparse.Namespace, report: dict[str, Any]
+) -> None:
+    """The baseline step's outputs under ``--baseline-dir``, with the baseline's defaults and
+    this evaluation's accuracy for the model-quality constraints."""
+    validation = find_file(args.validation_dir, contract.DATA_FILE) if args.validation_dir else None
+    if validation is None:
+        raise UserError(
+            f"--baseline-dir needs the validation split's {contract.DATA_FILE} in "
+            f"--validation-dir ({args.validation_dir})"
+        )
+    options = baseline.build_parser().parse_args(["--output-dir", str(args.baseline_dir)])
+    baseline.write_baseline(featurizer, validation, options, report)
 
 
 def _job(argv: Sequence[str] | None) -> None:
