@@ -1,7 +1,7 @@
 """Drift detection rates and monitoring speed, on digits, printed side by side.
 
 Trains a digits model with the image's code on the host (or takes ``--model-dir``), writes
-the Baseline step's output, then for each shift kind of ``local_mlops.monitoring.shifts``
+the baseline (the Evaluate step's baseline output), then for each shift kind of ``local_mlops.monitoring.shifts``
 at its default strength runs ``--trials`` monitoring windows of ``--requests`` captured
 requests drawn from the test split, and counts the windows with a violation: the
 monitor's rule (``Robust``: distance over the threshold *and* a corrected test) next to

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import contract
+from .contract import find_file
 from .errors import UserError, exit_now, run_entrypoint
 from .features import build_constraints, categorical_statistics, numeric_statistics
 from .modelfeatures import (
@@ -32,6 +33,7 @@ from .modelfeatures import (
     BACKENDS,
     DEFAULT_COMPONENTS,
     PREDICTION_FEATURE,
+    Featurizer,
     add_components,
     array_batches,
     feature_table,
@@ -39,7 +41,6 @@ from .modelfeatures import (
     load_featurizer,
     numeric_feature_names,
 )
-from .train import find_file
 
 DEFAULT_MARGIN = 0.05
 DEFAULT_THRESHOLD = 0.1
@@ -123,6 +124,24 @@ def baseline(args: argparse.Namespace) -> dict[str, Any]:
     if data_file is None:
         raise UserError(f"no {contract.DATA_FILE} in --validation-dir {args.validation_dir}")
     featurizer = load_featurizer(args.model_dir, args.backend)
+    evaluation = None
+    if args.evaluation_dir is not None:
+        evaluation_file = find_file(args.evaluation_dir, contract.EVALUATION_FILE)
+        if evaluation_file is None:
+            raise UserError(f"no {contract.EVALUATION_FILE} in --evaluation-dir")
+        evaluation = json.loads(evaluation_file.read_text())
+    return write_baseline(featurizer, data_file, args, evaluation)
+
+
+def write_baseline(
+    featurizer: Featurizer,
+    data_file: Path,
+    args: argparse.Namespace,
+    evaluation: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The baseline of the validation split in ``data_file`` under ``args.output_dir`` (and the
+    model-quality constraints, given the evaluation); return statistics. The Evaluate step calls
+    it with the model it already loaded."""
     with np.load(data_file) as data:
         images = data["images"]
     if len(images) < 2:
@@ -154,11 +173,7 @@ def baseline(args: argparse.Namespace) -> dict[str, Any]:
     write_json(out / contract.STATISTICS_FILE, statistics)
     write_json(out / contract.CONSTRAINTS_FILE, constraints)
     write_json(out / contract.BASIS_FILE, basis.to_json())
-    if args.evaluation_dir is not None:
-        evaluation_file = find_file(args.evaluation_dir, contract.EVALUATION_FILE)
-        if evaluation_file is None:
-            raise UserError(f"no {contract.EVALUATION_FILE} in --evaluation-dir")
-        evaluation = json.loads(evaluation_file.read_text())
+    if evaluation is not None:
         write_json(
             out / contract.MODEL_QUALITY_CONSTRAINTS_FILE,
             model_quality_constraints(evaluation, args.accuracy_margin),

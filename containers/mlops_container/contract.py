@@ -122,8 +122,8 @@ PROCESSING_REPORT = "output/report"  # validate: REPORT_FILE
 PROCESSING_MODEL = "model"  # evaluate: the model artifact
 PROCESSING_TEST = "test"  # evaluate: the test split
 PROCESSING_EVALUATION = "evaluation"  # evaluate: EVALUATION_FILE and the confusion matrix
-PROCESSING_VALIDATION = "validation"  # baseline: the validation split
-PROCESSING_BASELINE = "baseline"  # baseline: its output; monitor: the drift-check baselines
+PROCESSING_VALIDATION = "validation"  # evaluate, baseline: the validation split
+PROCESSING_BASELINE = "baseline"  # evaluate, baseline: output; monitor: the drift-check baselines
 PROCESSING_CAPTURE = "input/capture"  # monitor: captured requests
 PROCESSING_GROUND_TRUTH = "input/groundtruth"  # monitor: ground truth records
 PROCESSING_MONITOR_OUTPUT = "output"  # monitor: statistics, violations, summary
@@ -148,6 +148,14 @@ def processing_path(relative: str) -> Path:
 def channel_dir(channel: str) -> Path:
     """The local directory of a training channel: ``<base>/input/data/<channel>``."""
     return path(INPUT_DATA_PATH) / channel
+
+
+def find_file(folder: Path, name: str) -> Path | None:
+    """``name`` directly in a channel or processing folder, or anywhere below it (S3 prefixes
+    may nest)."""
+    if (folder / name).is_file():
+        return folder / name
+    return next(iter(sorted(folder.rglob(name))), None) if folder.is_dir() else None
 
 
 def checkpoint_dir() -> Path:

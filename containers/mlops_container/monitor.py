@@ -121,7 +121,9 @@ def window_bounds(args: argparse.Namespace) -> tuple[datetime | None, datetime |
 def read_json(path: Path, what: str) -> dict[str, Any]:
     """A baseline file, or an error naming the step that writes it."""
     if not path.is_file():
-        raise UserError(f"no {path.name} in --baseline-dir ({what}); run the Baseline step first")
+        raise UserError(
+            f"no {path.name} in --baseline-dir ({what}); run the Evaluate step (or mlops_container.baseline) first"
+        )
     value = json.loads(path.read_text())
     if not isinstance(value, dict):
         raise UserError(f"{path} is not a JSON object")

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from . import checkpoints, contract, hyperparameters, onnx_export
+from .contract import find_file
 from .distributed import Cluster, Group, read_cluster
 from .errors import UserError, exit_now, run_entrypoint
 from .hyperparameters import Hyperparameters
@@ -86,13 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint-dir", type=Path, default=contract.checkpoint_dir())
     return parser
-
-
-def find_file(channel: Path, name: str) -> Path | None:
-    """``name`` directly in the channel, or anywhere below it (S3 prefixes may nest)."""
-    if (channel / name).is_file():
-        return channel / name
-    return next(iter(sorted(channel.rglob(name))), None) if channel.is_dir() else None
 
 
 def load_split(channel: Path, label: str) -> Split:

@@ -58,7 +58,7 @@ def baseline_folder(package: dict[str, Any]) -> str:
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise LocalMlopsError(
             f"model version {package.get('ModelPackageVersion')} has no drift-check baselines "
-            "(it was registered before the Baseline step existed)",
+            "(it was registered before the pipeline wrote drift-check baselines)",
             "run the pipeline again (local-mlops run) and monitor the new version",
         )
     return uri.rsplit("/", 1)[0] + "/"

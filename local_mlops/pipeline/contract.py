@@ -55,13 +55,13 @@ PROCESSING_REPORT = f"{PROCESSING_ROOT}/output/report"  # validate
 PROCESSING_MODEL = f"{PROCESSING_ROOT}/model"  # evaluate: the model artifact
 PROCESSING_TEST = f"{PROCESSING_ROOT}/test"  # evaluate: the test split
 PROCESSING_EVALUATION = f"{PROCESSING_ROOT}/evaluation"  # evaluate: the report
-PROCESSING_VALIDATION = f"{PROCESSING_ROOT}/validation"  # baseline: the validation split
-PROCESSING_BASELINE = f"{PROCESSING_ROOT}/baseline"  # baseline: out; monitor: in
+PROCESSING_VALIDATION = f"{PROCESSING_ROOT}/validation"  # evaluate, baseline: validation split
+PROCESSING_BASELINE = f"{PROCESSING_ROOT}/baseline"  # evaluate (baseline): out; monitor: in
 PROCESSING_CAPTURE = f"{PROCESSING_ROOT}/input/capture"  # monitor: captured requests
 PROCESSING_GROUND_TRUTH = f"{PROCESSING_ROOT}/input/groundtruth"  # monitor: ground truth
 PROCESSING_MONITOR_OUTPUT = f"{PROCESSING_ROOT}/output"  # monitor: the report
 
-# Monitoring: the Baseline step's output (the drift-check baselines) and the monitor's report,
+# Monitoring: the Evaluate step's baseline output (the drift-check baselines) and the monitor's report,
 # in Model Monitor's file names.
 BASELINE_STEP_OUTPUT = "baseline"
 STATISTICS_FILE = "statistics.json"

@@ -1,14 +1,15 @@
 """The pipeline graph, built by one function for both targets.
 
-    ValidateData ──> Preprocess ──> Train (or Tune) ──> Evaluate ──> Baseline ──> CheckAccuracy
-                                                                                    │ accuracy >= threshold
-                                                                                    ├──> RegisterModel
-                                                                                    ├──> CreateModel ──> BatchScore
-                                                                                    │ else
-                                                                                    └──> AccuracyTooLow (Fail)
+    ValidateData ──> Preprocess ──> Train (or Tune) ──> Evaluate ──> CheckAccuracy
+                                                                      │ accuracy >= threshold
+                                                                      ├──> RegisterModel
+                                                                      ├──> CreateModel ──> BatchScore
+                                                                      │ else
+                                                                      └──> AccuracyTooLow (Fail)
 
-Baseline writes the drift-check baselines (Model Monitor statistics and constraints of the
-validation split's features with the trained model) that RegisterModel attaches to the package.
+Evaluate scores the test split and writes the drift-check baselines too (Model Monitor
+statistics and constraints of the validation split's features with the trained model) that
+RegisterModel attaches to the package: one job loads the model once for both.
 BatchScore (only with ``batch_input``: ``run --batch-input``) is a batch transform of the
 ``BatchInput`` prefix with the created model, the same job as ``local-mlops transform``; it
 writes one ``NAME.out`` per image under ``batch_output_prefix(...)/<execution id>/``.
@@ -56,7 +57,6 @@ from local_mlops.pipeline import contract, datasets
 
 # Step names (also what `runs describe` and the docs show), in a module without the SDK.
 from local_mlops.pipeline.steps import (  # noqa: E402
-    BASELINE,
     BATCH_SCORE,
     CHECK,
     CREATE_MODEL,
@@ -260,7 +260,9 @@ def build_pipeline(
         )
         model_data = fit.properties.ModelArtifacts.S3ModelArtifacts
 
-    # Evaluate: metrics on the held-out test split, in SageMaker's model-quality format.
+    # Evaluate: metrics on the held-out test split, in SageMaker's model-quality format, and
+    # the monitor's reference (statistics.json, constraints.json, the PCA basis, model-quality
+    # constraints) from the same model on the validation split.
     report = PropertyFile(
         name="EvaluationReport",
         output_name=contract.EVALUATION_OUTPUT,
@@ -275,59 +277,40 @@ def build_pipeline(
                     source=outputs[contract.TEST_SPLIT].S3Output.S3Uri,
                     destination=contract.PROCESSING_TEST,
                 ),
+                ProcessingInput(
+                    source=outputs[contract.VALIDATION_CHANNEL].S3Output.S3Uri,
+                    destination=contract.PROCESSING_VALIDATION,
+                ),
             ],
             outputs=[
                 ProcessingOutput(
                     output_name=contract.EVALUATION_OUTPUT, source=contract.PROCESSING_EVALUATION
-                )
+                ),
+                ProcessingOutput(
+                    output_name=contract.BASELINE_STEP_OUTPUT, source=contract.PROCESSING_BASELINE
+                ),
+            ],
+            arguments=[
+                "--validation-dir",
+                contract.PROCESSING_VALIDATION,
+                "--baseline-dir",
+                contract.PROCESSING_BASELINE,
             ],
         ),
         property_files=[report],
         cache_config=cache_config,
         retry_policies=retry,
     )
+    evaluate_outputs = evaluate.properties.ProcessingOutputConfig.Outputs
     accuracy = JsonGet(step_name=evaluate.name, property_file=report, json_path=ACCURACY_PATH)
     evaluation_uri = Join(
         on="/",
         values=[
-            evaluate.properties.ProcessingOutputConfig.Outputs[
-                contract.EVALUATION_OUTPUT
-            ].S3Output.S3Uri,
+            evaluate_outputs[contract.EVALUATION_OUTPUT].S3Output.S3Uri,
             contract.EVALUATION_FILE,
         ],
     )
-
-    # Baseline: the monitor's reference (statistics.json, constraints.json, the PCA basis,
-    # model-quality constraints) from the trained model on the validation split.
-    baseline = ProcessingStep(
-        name=BASELINE,
-        step_args=_processor(target, p, "baseline", "baseline", tags).run(
-            inputs=[
-                ProcessingInput(source=model_data, destination=contract.PROCESSING_MODEL),
-                ProcessingInput(
-                    source=outputs[contract.VALIDATION_CHANNEL].S3Output.S3Uri,
-                    destination=contract.PROCESSING_VALIDATION,
-                ),
-                ProcessingInput(
-                    source=evaluate.properties.ProcessingOutputConfig.Outputs[
-                        contract.EVALUATION_OUTPUT
-                    ].S3Output.S3Uri,
-                    destination=contract.PROCESSING_EVALUATION,
-                ),
-            ],
-            outputs=[
-                ProcessingOutput(
-                    output_name=contract.BASELINE_STEP_OUTPUT, source=contract.PROCESSING_BASELINE
-                )
-            ],
-            arguments=["--evaluation-dir", contract.PROCESSING_EVALUATION],
-        ),
-        cache_config=cache_config,
-        retry_policies=retry,
-    )
-    baseline_uri = baseline.properties.ProcessingOutputConfig.Outputs[
-        contract.BASELINE_STEP_OUTPUT
-    ].S3Output.S3Uri
+    baseline_uri = evaluate_outputs[contract.BASELINE_STEP_OUTPUT].S3Output.S3Uri
 
     def baseline_file(name: str) -> MetricsSource:
         return MetricsSource(
@@ -415,6 +398,6 @@ def build_pipeline(
     return Pipeline(
         name=settings.pipeline_name,
         parameters=list(p.values()),
-        steps=[validate, preprocess, fit, evaluate, baseline, check],
+        steps=[validate, preprocess, fit, evaluate, check],
         sagemaker_session=target.session,
     )

@@ -35,7 +35,7 @@ def images(count: int, seed: int) -> np.ndarray:
 
 
 def stage_model_and_baseline(tmp: Path, s3: object, bucket: str) -> dict:
-    """A small model (model.pt and model.onnx, as training writes them) and its Baseline step
+    """A small model (model.pt and model.onnx, as training writes them) and its baseline
     output in the bucket, registered with its baselines."""
     model = build_model("mobilenet_v3_small", 2, 8, [0.5] * 3, [0.25] * 3)
     meta = {"architecture": "mobilenet_v3_small", "num_classes": 2, "classes": ["c0", "c1"],

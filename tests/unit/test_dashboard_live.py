@@ -68,7 +68,7 @@ def seed(world: World) -> None:
             approval_status="Approved" if version == 1 else "PendingManualApproval",
             metrics={"accuracy": 0.97},
         )
-        # What RegisterModel records once the Baseline step exists (the monitoring branch).
+        # What RegisterModel records once the pipeline writes baselines (the monitoring branch).
         package["DriftCheckBaselines"] = {
             "ModelDataQuality": {
                 "Statistics": {"S3Uri": f"s3://{BUCKET}/baselines/1/statistics.json"}

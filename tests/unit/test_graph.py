@@ -59,7 +59,6 @@ def test_step_names_and_the_else_branch() -> None:
         graph.PREPROCESS,
         graph.TRAIN,
         graph.EVALUATE,
-        graph.BASELINE,
         graph.CHECK,
     ]
     check = steps[-1]["Arguments"]
@@ -67,17 +66,23 @@ def test_step_names_and_the_else_branch() -> None:
     assert {s["Type"] for s in check["IfSteps"]} == {"RegisterModel", "Model"}
 
 
-def test_register_attaches_the_baseline_steps_files_as_drift_check_baselines() -> None:
+def test_register_attaches_the_evaluate_steps_baseline_as_drift_check_baselines() -> None:
     steps = definition("cloud")["Steps"]
-    baseline = next(s for s in steps if s["Name"] == graph.BASELINE)["Arguments"]
-    sources = {
-        i["InputName"]: json.dumps(i["S3Input"]["S3Uri"]) for i in baseline["ProcessingInputs"]
-    }
-    assert graph.EVALUATE in json.dumps(sources) and "validation" in json.dumps(sources)
+    evaluate = next(s for s in steps if s["Name"] == graph.EVALUATE)["Arguments"]
+    sources = [json.dumps(i["S3Input"]["S3Uri"]) for i in evaluate["ProcessingInputs"]]
+    assert any(f"Steps.{graph.PREPROCESS}" in s and "validation" in s for s in sources)
+    outputs = [o["OutputName"] for o in evaluate["ProcessingOutputConfig"]["Outputs"]]
+    assert outputs == ["evaluation", "baseline"]
+    assert evaluate["AppSpecification"]["ContainerArguments"] == [
+        "--validation-dir",
+        "/opt/ml/processing/validation",
+        "--baseline-dir",
+        "/opt/ml/processing/baseline",
+    ]
     register = next(s for s in steps[-1]["Arguments"]["IfSteps"] if s["Type"] == "RegisterModel")
     baselines = register["Arguments"]["DriftCheckBaselines"]
     data = json.dumps(baselines["ModelDataQuality"])
-    assert f"Steps.{graph.BASELINE}.ProcessingOutputConfig" in data
+    assert f"Steps.{graph.EVALUATE}.ProcessingOutputConfig" in data
     assert "statistics.json" in data and "constraints.json" in data
     assert "model_quality_constraints.json" in json.dumps(baselines["ModelQuality"])
 

@@ -85,7 +85,9 @@ def test_the_monitored_version_defaults_to_the_newest_approved_one() -> None:
         run.pick_package(packages, 9)
     with pytest.raises(LocalMlopsError, match="no model versions"):
         run.pick_package([], None)
-    with pytest.raises(LocalMlopsError, match="registered before the Baseline step"):
+    with pytest.raises(
+        LocalMlopsError, match="registered before the pipeline wrote drift-check baselines"
+    ):
         run.baseline_folder(package(4, "Approved", baselines=False))
 
 

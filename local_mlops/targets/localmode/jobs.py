@@ -29,6 +29,7 @@ from sagemaker.local.entities import _LocalProcessingJob, _LocalTrainingJob
 from sagemaker.local.image import _SageMakerContainer
 from sagemaker.local.local_session import LocalSagemakerClient
 
+from local_mlops.targets.localmode.artifacts import retrieve_artifacts
 from local_mlops.targets.localmode.outcomes import JobFailedError, JobOutcome
 from local_mlops.targets.localmode.retry import Failure
 from local_mlops.targets.localmode.runs import EXECUTION_LABEL, ExtendedLocalPipeline
@@ -63,9 +64,15 @@ def read_failure_reasons(container_root: str | None, hosts: list[str]) -> dict[s
 
 class JobContainer(_SageMakerContainer):
     """The SDK's job runner, keeping each host's failure reason before it deletes the hosts'
-    folders (``_cleanup`` runs in ``train``'s and ``process``'s ``finally``)."""
+    folders (``_cleanup`` runs in ``train``'s and ``process``'s ``finally``), and writing a
+    training job's archives without compressing them (``artifacts.py``)."""
 
     failure_reasons: dict[str, str]
+
+    def retrieve_artifacts(
+        self, compose_data: dict, output_data_config: dict, job_name: str
+    ) -> str:
+        return retrieve_artifacts(self, compose_data, output_data_config, job_name)
 
     def _cleanup(self, dirs_to_delete: Any = None) -> None:
         self.failure_reasons = read_failure_reasons(self.container_root, list(self.hosts))

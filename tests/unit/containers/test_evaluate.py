@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -118,3 +121,57 @@ def test_image_size_mismatch_names_the_fix(tmp_path: Path, capsys) -> None:
         == 2
     )
     assert "preprocess with --image-size 8" in capsys.readouterr().err
+
+
+def _run(model_dir: Path, test_dir: Path, out: Path, *extra: str) -> dict:
+    argv = ["--model-dir", str(model_dir), "--test-dir", str(test_dir), "--output-dir", str(out)]
+    assert evaluate.main([*argv, *extra]) == 0
+    return read_json(out / "evaluation.json")
+
+
+def test_onnx_runtime_and_pytorch_score_the_test_split_alike(tmp_path: Path) -> None:
+    """The artifact's model.onnx (what the endpoint serves) gives the report model.pt gives."""
+    model_dir = write_artifact(tmp_path / "model", onnx=True)
+    write_test_split(tmp_path / "test")
+    onnx = _run(model_dir, tmp_path / "test", tmp_path / "onnx")
+    torch = _run(model_dir, tmp_path / "test", tmp_path / "torch", "--backend", "torch")
+    assert onnx == torch
+
+
+def test_metrics_are_scikit_learns() -> None:
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    rng = np.random.default_rng(3)
+    truth, predicted = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
+    predicted[predicted == 2] = 1  # a class never predicted: its precision is 0, not NaN
+    metrics = evaluate.compute_metrics(truth, predicted, CLASSES)
+    quality = metrics["multiclass_classification_metrics"]
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, predicted, labels=[0, 1, 2], zero_division=0
+    )
+    weighted = precision_recall_fscore_support(
+        truth, predicted, labels=[0, 1, 2], average="weighted", zero_division=0
+    )
+    assert quality["accuracy"]["value"] == pytest.approx(accuracy_score(truth, predicted))
+    names = ("weighted_precision", "weighted_recall", "weighted_f1")
+    for key, value in zip(names, weighted[:3], strict=True):
+        assert quality[key]["value"] == pytest.approx(value)
+    assert quality["macro_f1"]["value"] == pytest.approx(f1.mean())
+    for i, name in enumerate(CLASSES):
+        scores = metrics["per_class"][name]
+        assert (scores["precision"], scores["recall"], scores["f1"]) == pytest.approx(
+            (precision[i], recall[i], f1[i])
+        )
+        assert scores["support"] == support[i]
+
+
+def test_evaluation_and_baseline_steps_never_import_torch() -> None:
+    """Both run the artifact's model.onnx; torch's import alone was seconds of each step."""
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
+        "sys.modules['sklearn'] = None\n"
+        "import mlops_container.evaluate, mlops_container.baseline\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(evaluate.__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -68,6 +68,35 @@ def run_monitor(trained: Path, capture: Path, out: Path, *extra: str) -> dict:
     return read_json(out / "summary.json")
 
 
+def test_the_evaluate_step_writes_the_baseline_the_baseline_job_writes(
+    trained: Path, tmp_path: Path
+) -> None:
+    """The pipeline's Evaluate step writes the baseline too, from the model it loaded once."""
+    out = tmp_path / "step"
+    assert evaluate.main(
+        ["--model-dir", str(trained / "model"), "--test-dir", str(trained / "prep/test"),
+         "--output-dir", str(out / "evaluation"),
+         "--validation-dir", str(trained / "prep/validation"),
+         "--baseline-dir", str(out / "baseline")]
+    ) == 0  # fmt: skip
+    assert read_json(out / "evaluation/evaluation.json") == read_json(
+        trained / "evaluation/evaluation.json"
+    )
+    for name in ("statistics.json", "constraints.json", "embedding_basis.json",
+                 "model_quality_constraints.json"):  # fmt: skip
+        assert read_json(out / "baseline" / name) == read_json(trained / "baseline" / name)
+
+
+def test_the_evaluate_step_names_a_missing_validation_split(
+    trained: Path, tmp_path: Path, capsys
+) -> None:
+    assert evaluate.main(
+        ["--model-dir", str(trained / "model"), "--test-dir", str(trained / "prep/test"),
+         "--output-dir", str(tmp_path / "evaluation"), "--baseline-dir", str(tmp_path / "b")]
+    ) == 2  # fmt: skip
+    assert "--baseline-dir needs the validation split's data.npz" in capsys.readouterr().err
+
+
 def test_baseline_writes_model_monitor_layout(trained: Path) -> None:
     statistics = read_json(trained / "baseline/statistics.json")
     assert statistics["version"] == 0.0 and statistics["dataset"]["item_count"] == 45
@@ -199,7 +228,7 @@ def test_empty_window_and_bad_arguments(trained: Path, tmp_path: Path, capsys) -
     assert monitor.main(argv) == 2
     assert "--start 'yesterday' is not an ISO-8601 time" in capsys.readouterr().err
     assert monitor.main(["--baseline-dir", str(tmp_path)]) == 2
-    assert "run the Baseline step first" in capsys.readouterr().err
+    assert "run the Evaluate step (or mlops_container.baseline) first" in capsys.readouterr().err
 
 
 def test_onnx_runtime_and_pytorch_give_the_same_report(trained: Path, tmp_path: Path) -> None:

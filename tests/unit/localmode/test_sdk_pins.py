@@ -55,3 +55,14 @@ def test_private_hooks_exist() -> None:
     assert hasattr(TuningStep, "get_top_model_s3_uri")
     for attr in ("container_root", "container_entrypoint"):
         assert attr in inspect.getsource(_SageMakerContainer)
+
+
+def test_the_training_archive_hook_is_where_the_sdk_calls_it() -> None:
+    """``artifacts.retrieve_artifacts`` mirrors this SDK body; ``train`` calls it by this name."""
+    from sagemaker.local.image import _SageMakerContainer
+
+    params = list(inspect.signature(_SageMakerContainer.retrieve_artifacts).parameters)
+    assert params == ["self", "compose_data", "output_data_config", "job_name"]
+    assert "self.retrieve_artifacts(compose_data" in inspect.getsource(_SageMakerContainer.train)
+    body = inspect.getsource(_SageMakerContainer.retrieve_artifacts)
+    assert body.count("create_tar_file(") == 2 and "move_to_destination(" in body
