@@ -18,4 +18,4 @@ FAIL = "AccuracyTooLow"
 BATCH_SCORE = "BatchScore"  # only with `run --batch-input`
 
 # The steps that run as processing jobs (what a cloud run pays processing instances for).
-PROCESSING = (VALIDATE, PREPROCESS, EVALUATE, BASELINE)
+PROCESSING = (VALIDATE, PREPROCESS, EVALUATE)
