@@ -77,6 +77,8 @@ def up(settings: Settings, say: image.Say) -> str:
     already = emulator.is_reachable(url)
     embedded = emulator.running_embedded(settings)
     if embedded and not already:
+        embedded = emulator.wait_until_unused(settings)
+    if embedded and not already:
         raise LocalMlopsError(
             f"a command's embedded S3 emulator at {embedded} serves {emulator.data_dir(settings)}",
             "let that command finish (the emulator stops with it), then run `local-mlops up`",

@@ -36,6 +36,8 @@ DURABLE_S3_PATH = CONTAINERS / "emulator"  # holds the durable_s3 package
 USERS_LOCK = ".users"  # shared-locked by every command using the embedded emulator
 START_LOCK = ".start"  # one command at a time decides whether to start one
 SERVER_FILE = ".server.json"  # the embedded emulator's URL
+DATA_LOCK = ".lock"  # held by the one server serving the data dir (durable_s3's LOCK_NAME)
+IDLE_EXIT_SECONDS = 5.0  # an unused embedded server exits within ~1 s; wait this long at most
 STATUS_PATH = "/_local-mlops/durable"  # durable_s3's report of what it restored
 RUNS_PREFIX = "_local-mlops/executions/"
 VERSIONS_MARK = "/versions/"
@@ -233,6 +235,34 @@ def running_embedded(settings: Settings) -> str:
     except (OSError, ValueError):
         return ""
     return url if url and is_reachable(url) else ""
+
+
+def wait_until_unused(settings: Settings, timeout: float = IDLE_EXIT_SECONDS) -> str:
+    """Wait for an embedded emulator nobody uses any more to exit and free the data dir (the
+    command that just used one, e.g. to approve a version, has let go of it, but the server
+    checks twice a second); the URL of one still serving after ``timeout``, else ""."""
+    deadline = time.monotonic() + timeout
+    while True:
+        url = running_embedded(settings)
+        if not url and _data_dir_free(settings):
+            return ""
+        if time.monotonic() >= deadline:
+            return url or f"(a server exiting from {data_dir(settings)})"
+        time.sleep(0.2)
+
+
+def _data_dir_free(settings: Settings) -> bool:
+    """No emulator process holds the data dir's lock."""
+    path = data_dir(settings) / DATA_LOCK
+    if not path.exists():
+        return True
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
 
 
 def running_endpoint(settings: Settings) -> str | None:

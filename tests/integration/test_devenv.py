@@ -56,3 +56,29 @@ def test_up_doctor_down_up_keeps_the_bucket(
         assert body == b"still here"
     finally:
         runner.invoke(app, ["down"])
+
+
+def test_up_right_after_a_command_that_used_the_embedded_emulator(
+    runtime_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --local` without `up` approves its version on the embedded emulator, then deploys,
+    which needs a lasting one: `up` waits for the idle embedded server to exit (it checks twice a
+    second) instead of refusing, and the bucket the command wrote is the dev environment's."""
+    from local_mlops.devenv.emulator import s3_endpoint
+
+    monkeypatch.setenv("LOCAL_MLOPS_EMULATOR_PORT", str(free_port()))
+    monkeypatch.setenv("LOCAL_MLOPS_BUCKET", "devenv-handover")
+    settings = load_settings()
+    with s3_endpoint(settings) as endpoint:
+        assert endpoint.kind == "embedded"
+        s3_client(settings, endpoint.url).put_object(
+            Bucket="devenv-handover", Key="from/the-run.txt", Body=b"written before up"
+        )
+    try:
+        result = runner.invoke(app, ["up"])
+        assert result.exit_code == 0, result.output
+        client = s3_client(settings, devenv_url(settings))
+        body = client.get_object(Bucket="devenv-handover", Key="from/the-run.txt")["Body"].read()
+        assert body == b"written before up"
+    finally:
+        runner.invoke(app, ["down"])
