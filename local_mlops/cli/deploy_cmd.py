@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from local_mlops.cli.common import JSON_HELP, err, out, print_json, say, settings_from
+from local_mlops.errors import LocalMlopsError
 
 
 def deploy(
@@ -86,11 +87,27 @@ def predict(
     results = service.predict(settings, endpoint or settings.endpoint_name, images, top)
     if as_json:
         print_json(results)
-        return
-    table = Table(
-        "image", "label", "top classes", title=f"predictions ({endpoint or settings.endpoint_name})"
-    )
-    for result in results:
-        ranked = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in result["top"])
-        table.add_row(Path(result["file"]).name, str(result["label"]), ranked)
-    out.print(table)
+    else:
+        table = Table(
+            "image",
+            "label",
+            "top classes",
+            title=f"predictions ({endpoint or settings.endpoint_name})",
+        )
+        for result in results:
+            if "error" in result:
+                table.add_row(
+                    Path(result["file"]).name,
+                    "-",
+                    f"[red]{result['status']}: {result['error']}[/red]",
+                )
+                continue
+            ranked = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in result["top"])
+            table.add_row(Path(result["file"]).name, str(result["label"]), ranked)
+        out.print(table)
+    failed = [Path(r["file"]).name for r in results if "error" in r]
+    if failed:
+        raise LocalMlopsError(
+            f"{len(failed)} of {len(results)} image(s) could not be classified: {', '.join(failed)}",
+            "send PNG or JPEG files the model can read (the table says why for each)",
+        )

@@ -182,14 +182,19 @@ def content_type_of(path: Path) -> str:
 
 
 def predict(settings: Settings, name: str, files: list[Path], top: int = 3) -> list[dict[str, Any]]:
-    """Send each image to the endpoint through SageMaker Runtime; the top classes of each."""
-    import json
+    """Send each image to the endpoint through SageMaker Runtime; the top classes of each.
 
+    An image the model refuses (a 4xx ``ModelError``: unreadable, wrong type, too large) is an
+    entry with ``error`` and ``status`` and the other images are still classified; an endpoint
+    that cannot be reached or does not exist stops at once."""
     import boto3
-    from botocore.exceptions import ClientError, EndpointConnectionError
 
     from local_mlops.s3 import FAKE_CREDENTIALS
 
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        verb = "is not a file" if len(missing) == 1 else "are not files"
+        raise LocalMlopsError(f"{', '.join(missing)} {verb}", "pass image files (PNG or JPEG)")
     if settings.target == "cloud":
         client = boto3.Session(
             region_name=settings.region, profile_name=settings.profile or None
@@ -198,39 +203,55 @@ def predict(settings: Settings, name: str, files: list[Path], top: int = 3) -> l
         client = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS).client(
             "sagemaker-runtime", endpoint_url=local.runtime_url(settings)
         )
-    results = []
-    for path in files:
-        if not path.is_file():
-            raise LocalMlopsError(f"{path} is not a file", "pass image files (PNG or JPEG)")
-        try:
-            reply = client.invoke_endpoint(
-                EndpointName=name,
-                Body=path.read_bytes(),
-                ContentType=content_type_of(path),
-                Accept="application/json",
-            )
-        except EndpointConnectionError as exc:
-            raise LocalMlopsError(
-                f"the endpoint router does not answer ({exc})", "start it with `local-mlops up`"
-            ) from exc
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise LocalMlopsError(
-                f"{path.name}: {error.get('Code')}: {error.get('Message')}",
-                "check the endpoint with `local-mlops endpoints describe " + name + "`",
-            ) from exc
-        answer = json.loads(reply["Body"].read())
-        prediction = answer["predictions"][0]
-        ranked = sorted(prediction.get("probabilities", {}).items(), key=lambda kv: -kv[1])[:top]
-        results.append(
-            {
-                "file": str(path),
-                "label": prediction.get("label"),
-                "top": [{"label": k, "probability": v} for k, v in ranked],
-                "variant": reply.get("InvokedProductionVariant"),
-            }
+    return [_predict_one(client, name, path, top) for path in files]
+
+
+def _predict_one(client: Any, name: str, path: Path, top: int) -> dict[str, Any]:
+    import json
+
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    try:
+        reply = client.invoke_endpoint(
+            EndpointName=name,
+            Body=path.read_bytes(),
+            ContentType=content_type_of(path),
+            Accept="application/json",
         )
-    return results
+    except EndpointConnectionError as exc:
+        raise LocalMlopsError(
+            f"the endpoint router does not answer ({exc})", "start it with `local-mlops up`"
+        ) from exc
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status = int(exc.response.get("OriginalStatusCode") or 0)
+        if error.get("Code") == "ModelError" and 400 <= status < 500:
+            return {"file": str(path), "error": _model_message(exc.response), "status": status}
+        raise LocalMlopsError(
+            f"{path.name}: {error.get('Code')}: {error.get('Message')}",
+            "check the endpoint with `local-mlops endpoints describe " + name + "`",
+        ) from exc
+    answer = json.loads(reply["Body"].read())
+    prediction = answer["predictions"][0]
+    ranked = sorted(prediction.get("probabilities", {}).items(), key=lambda kv: -kv[1])[:top]
+    return {
+        "file": str(path),
+        "label": prediction.get("label"),
+        "top": [{"label": k, "probability": v} for k, v in ranked],
+        "variant": reply.get("InvokedProductionVariant"),
+    }
+
+
+def _model_message(response: dict[str, Any]) -> str:
+    """The model's own words from a ModelError (its JSON ``error``, else its text)."""
+    import json
+
+    original = str(response.get("OriginalMessage") or response.get("Error", {}).get("Message"))
+    try:
+        parsed = json.loads(original)
+    except ValueError:
+        return original
+    return str(parsed.get("error", original)) if isinstance(parsed, dict) else original
 
 
 def local_invocations_url(settings: Settings, name: str) -> str:

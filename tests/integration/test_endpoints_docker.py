@@ -199,6 +199,15 @@ def test_the_model_answers_four_ways(live: Live, tmp_path: Path) -> None:
     with pytest.raises(live.runtime.exceptions.ModelError) as error:  # type: ignore[attr-defined]
         live.runtime.invoke_endpoint(EndpointName=ENDPOINT, Body=b"1,2", ContentType="text/csv")  # type: ignore[attr-defined]
     assert error.value.response["OriginalStatusCode"] == 415
+    # a broken file among good ones: the good one is still classified, the broken one says why
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(live.png[:40])
+    code, stdout, stderr = run_cli("predict", str(image), str(broken), "--json")
+    assert code == 1 and "1 of 2 image(s) could not be classified: broken.png" in stderr
+    good, bad = json.loads(stdout)
+    assert good["label"] == good["top"][0]["label"]
+    assert bad["status"] == 400 and "not a readable PNG or JPEG" in bad["error"]
+    live.served[0] += 1
 
 
 def test_a_blue_green_update_under_load_fails_no_request(live: Live) -> None:
