@@ -72,7 +72,9 @@ def list_models(
 @app.command("describe")
 def describe(
     ctx: typer.Context,
-    package: str = typer.Argument(..., help="Model package ARN or GROUP/VERSION."),
+    package: str = typer.Argument(
+        ..., help="VERSION (in the configured group), GROUP/VERSION or a model package ARN."
+    ),
     cloud: bool = typer.Option(False, "--cloud", help=TARGET_HELP),
     region: str | None = region_option(),
     profile: str | None = profile_option(),
@@ -80,9 +82,11 @@ def describe(
 ) -> None:
     """Show one model version in DescribeModelPackage's shape.
 
-    Example: local-mlops models describe local-mlops-image-classifier/1
+    Example: local-mlops models describe 1
     """
     settings = settings_from(ctx, target="cloud" if cloud else None, region=region, profile=profile)
+    if package.isdigit():  # a version of the configured group, as `models approve` takes it
+        package = f"{settings.model_package_group}/{package}"
     with opened_target(settings) as target:
         print_json(target.models.describe(package))
 

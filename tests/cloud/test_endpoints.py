@@ -186,7 +186,8 @@ def test_approve_and_reject_on_the_cloud_registry_deploy_and_delete(
     )
     assert described["ModelApprovalStatus"] == "Approved"
     assert [h["ApprovalDescription"] for h in described["ApprovalHistory"]] == ["better"]
-    first = json.loads(runner.invoke(app, ["models", "describe", f"{group}/1", "--cloud"]).stdout)
+    # a bare version is one of the configured group, as `models approve` takes it
+    first = json.loads(runner.invoke(app, ["models", "describe", "1", "--cloud"]).stdout)
     assert first["ApprovalHistory"][0]["ModelApprovalStatus"] == "Rejected"
     # approving deployed it, through the same code path as `deploy --cloud`
     listed = runner.invoke(app, ["endpoints", "list", "--cloud", "--json"])

@@ -84,6 +84,8 @@ def test_runs_and_models_commands_show_what_the_runs_left(
     assert models[0]["Metrics"]["accuracy"] == digits_runs.first.metrics["accuracy"]
     arn = models[0]["ModelPackageArn"]
     assert json.loads(cli.invoke(app, ["models", "describe", arn]).stdout)["ModelPackageArn"] == arn
+    # the version alone, as `models approve` takes it
+    assert json.loads(cli.invoke(app, ["models", "describe", "1"]).stdout)["ModelPackageArn"] == arn
 
 
 def test_the_main_job_ends_deployed_with_a_first_report_then_drift_is_flagged(
