@@ -91,7 +91,7 @@ def ensure_sdk_compose(shim_dir: Path) -> ComposeInfo:
     info = detect_compose(shim_dir)
     if not info.usable:
         raise LocalMlopsError(
-            "Docker Compose is not installed (SageMaker local mode runs every job with it)",
+            "Docker Compose is not installed (SageMaker local mode looks for it before every job)",
             "install it: `apt-get install docker-compose` or the Docker compose plugin",
         )
     if info.needs_shim:

@@ -107,7 +107,8 @@ def open_target(
     from local_mlops.targets.localmode.cores import CoreBudget
     from local_mlops.targets.localmode.session import ExtendedLocalPipelineSession
 
-    # Every local job runs through Docker Compose, which SDK v2 may not recognise (dockerhost.py).
+    # SDK v2 looks for Docker Compose before any local job (and runs several-host jobs with it),
+    # and may not recognise the one installed (dockerhost.py).
     dockerhost.ensure_sdk_compose(settings.state_path / "bin")
     boto_session = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS)
     client = s3_client(settings, s3_endpoint)

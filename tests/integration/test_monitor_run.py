@@ -100,6 +100,9 @@ def test_clean_traffic_passes_and_brightened_traffic_is_flagged(
     assert report["records"] == 80 and not image_features & set(report["violated_features"])
     assert report["report_uri"].startswith(f"s3://{settings.bucket}/monitoring/clean/")
     assert report["backend"] == "onnxruntime"  # the image runs model.onnx, the baseline too
+    # the job's own output, without compose's (Creating ..., Attaching to ..., ANSI colours)
+    assert "monitor records=80" in result.stderr, result.stderr[-3000:]
+    assert "Attaching to" not in result.stderr and "\x1b[" not in result.stderr
 
     result = cli.invoke(app, ["monitor", "run", "--endpoint", "drifted", "--json"])
     assert result.exit_code == 0, result.output

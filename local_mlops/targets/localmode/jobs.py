@@ -1,11 +1,12 @@
 """The local SageMaker client, extended: job containers we can inspect, and no telemetry.
 
-``LocalSagemakerClient`` runs each job with ``docker-compose up`` in a fresh temp folder and
-streams its output to ``sys.stdout`` in the calling thread. We need more from a job than that
+``LocalSagemakerClient`` runs each job in a fresh temp folder (``docker run`` for one host,
+``dockerrun.py``; ``docker-compose up`` for several) and streams its output to ``sys.stdout`` in
+the calling thread. We need more from a job than that
 stream: its container's exit code (to tell a kill from a script error), its log (for the tuning
 objective and the step's log tail) — per job, even with trials running in parallel threads.
-Compose labels every container with ``com.docker.compose.project.working_dir`` (the job's temp
-folder), so after the job we find its container by that label and ask Docker directly.
+Every job container carries compose's ``com.docker.compose.project.working_dir`` label (the
+job's temp folder), so after the job we find its containers by that label and ask Docker directly.
 
 The SDK deletes each host's folder when a job ends, ``output/failure`` with it: SageMaker's
 ``FailureReason`` is that file, so ``JobContainer`` reads it first and a failed job's error
@@ -30,6 +31,11 @@ from sagemaker.local.image import _SageMakerContainer
 from sagemaker.local.local_session import LocalSagemakerClient
 
 from local_mlops.targets.localmode.artifacts import retrieve_artifacts
+from local_mlops.targets.localmode.dockerrun import (
+    WORKING_DIR_LABEL,
+    docker_run_command,
+    ensure_network,
+)
 from local_mlops.targets.localmode.outcomes import JobFailedError, JobOutcome
 from local_mlops.targets.localmode.retry import Failure
 from local_mlops.targets.localmode.runs import EXECUTION_LABEL, ExtendedLocalPipeline
@@ -39,9 +45,6 @@ logger = logging.getLogger(__name__)
 
 # What the image reads for its thread count (containers/mlops_container/contract.py).
 NUM_CPUS_ENV = "SM_NUM_CPUS"
-
-WORKING_DIR_LABEL = "com.docker.compose.project.working_dir"
-
 
 # Where a job's script writes why it failed (SageMaker reads it as the job's FailureReason).
 FAILURE_FILE = "output/failure"
@@ -64,10 +67,30 @@ def read_failure_reasons(container_root: str | None, hosts: list[str]) -> dict[s
 
 class JobContainer(_SageMakerContainer):
     """The SDK's job runner, keeping each host's failure reason before it deletes the hosts'
-    folders (``_cleanup`` runs in ``train``'s and ``process``'s ``finally``), and writing a
-    training job's archives without compressing them (``artifacts.py``)."""
+    folders (``_cleanup`` runs in ``train``'s and ``process``'s ``finally``), writing a
+    training job's archives without compressing them (``artifacts.py``), and starting a
+    one-host job with ``docker run`` rather than compose (``dockerrun.py``)."""
 
     failure_reasons: dict[str, str]
+    compose_data: dict | None = None
+
+    def _generate_compose_file(
+        self, command: str, additional_volumes: Any = None, additional_env_vars: Any = None
+    ) -> dict:
+        self.compose_data = super()._generate_compose_file(
+            command, additional_volumes, additional_env_vars
+        )
+        return self.compose_data
+
+    def _compose(self, detached: bool = False) -> list[str]:
+        argv = None
+        if not detached and self.compose_data is not None and not self.is_studio:
+            argv = docker_run_command(self.compose_data, str(self.container_root))
+        if argv is None:
+            return super()._compose(detached)
+        ensure_network()
+        logger.info("docker command: %s", " ".join(argv))
+        return argv
 
     def retrieve_artifacts(
         self, compose_data: dict, output_data_config: dict, job_name: str
@@ -77,6 +100,20 @@ class JobContainer(_SageMakerContainer):
     def _cleanup(self, dirs_to_delete: Any = None) -> None:
         self.failure_reasons = read_failure_reasons(self.container_root, list(self.hosts))
         super()._cleanup(dirs_to_delete)
+
+
+def processing_container(
+    session: Any, app_specification: dict, processing_resources: dict
+) -> JobContainer:
+    """A processing job's runner, as the SDK's ``create_processing_job`` makes it (2.257.7)."""
+    return JobContainer(
+        processing_resources["ClusterConfig"]["InstanceType"],
+        processing_resources["ClusterConfig"]["InstanceCount"],
+        app_specification["ImageUri"],
+        sagemaker_session=session,
+        container_entrypoint=app_specification.get("ContainerEntrypoint"),
+        container_arguments=app_specification.get("ContainerArguments"),
+    )
 
 
 def job_reason(container: Any) -> str:
@@ -249,13 +286,8 @@ class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
         ProcessingOutputConfig: dict | None = None,
         **kwargs: Any,
     ) -> None:
-        container = JobContainer(
-            ProcessingResources["ClusterConfig"]["InstanceType"],
-            ProcessingResources["ClusterConfig"]["InstanceCount"],
-            AppSpecification["ImageUri"],
-            sagemaker_session=self.sagemaker_session,
-            container_entrypoint=AppSpecification.get("ContainerEntrypoint"),
-            container_arguments=AppSpecification.get("ContainerArguments"),
+        container = processing_container(
+            self.sagemaker_session, AppSpecification, ProcessingResources
         )
         processing_job = _LocalProcessingJob(container)
         outcome = JobOutcome(ProcessingJobName, None)
@@ -309,4 +341,28 @@ class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
 
 
 class LocalJobClient(TransformJobs, LocalSagemakerClient):
-    """The SDK's local client for one-off jobs, with transform jobs as ``transform.py`` runs them."""
+    """The SDK's local client for one-off jobs (the monitoring job), with transform jobs as
+    ``transform.py`` runs them and processing jobs in a ``JobContainer``."""
+
+    def create_processing_job(  # type: ignore[override]
+        self,
+        ProcessingJobName: str,
+        AppSpecification: dict,
+        ProcessingResources: dict,
+        Environment: dict | None = None,
+        ProcessingInputs: list | None = None,
+        ProcessingOutputConfig: dict | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # The SDK's body (2.257.7) with JobContainer for _SageMakerContainer, undecorated.
+        container = processing_container(
+            self.sagemaker_session, AppSpecification, ProcessingResources
+        )
+        processing_job = _LocalProcessingJob(container)
+        processing_job.start(
+            ProcessingInputs or [],
+            ProcessingOutputConfig or {},
+            Environment or {},
+            ProcessingJobName,
+        )
+        LocalSagemakerClient._processing_jobs[ProcessingJobName] = processing_job

@@ -66,3 +66,16 @@ def test_the_training_archive_hook_is_where_the_sdk_calls_it() -> None:
     assert "self.retrieve_artifacts(compose_data" in inspect.getsource(_SageMakerContainer.train)
     body = inspect.getsource(_SageMakerContainer.retrieve_artifacts)
     assert body.count("create_tar_file(") == 2 and "move_to_destination(" in body
+
+
+def test_the_docker_run_hooks_are_where_the_sdk_calls_them() -> None:
+    """``JobContainer`` keeps the compose data and swaps the command ``_compose`` returns."""
+    from sagemaker.local.image import _SageMakerContainer
+
+    params = list(inspect.signature(_SageMakerContainer._generate_compose_file).parameters)
+    assert params == ["self", "command", "additional_volumes", "additional_env_vars"]
+    assert list(inspect.signature(_SageMakerContainer._compose).parameters) == ["self", "detached"]
+    for job in (_SageMakerContainer.train, _SageMakerContainer.process):
+        body = inspect.getsource(job)
+        assert "self._generate_compose_file(" in body and "self._compose()" in body
+        assert "subprocess.Popen(\n            compose_command" in body
