@@ -5,6 +5,7 @@ business (``devenv/emulator.py``); this module only talks to one.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -12,17 +13,45 @@ from typing import Any
 from local_mlops.config import Settings
 from local_mlops.targets.base import FAKE_CREDENTIALS, kind_of
 
-__all__ = ["FAKE_CREDENTIALS", "ensure_bucket", "object_exists", "s3_client", "upload_tree"]
+__all__ = [
+    "FAKE_CREDENTIALS",
+    "boto_session",
+    "ensure_bucket",
+    "object_exists",
+    "s3_client",
+    "upload_tree",
+]
+
+_loader: Any = None
+_loader_lock = threading.Lock()
+
+
+def boto_session(region: str, **kwargs: Any) -> Any:
+    """A new boto3 Session that shares this process's botocore loader: the parsed service models
+    and endpoint rules, which never change. Each session of its own parses them again (~0.3 s a
+    client, a few times a command); credentials, configuration and event handlers stay per
+    session, as with ``boto3.Session(region_name=region, **kwargs)``."""
+    import boto3
+    import botocore.session
+
+    global _loader
+    core = botocore.session.get_session()
+    with _loader_lock:
+        if _loader is None:
+            _loader = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", _loader)
+        session = boto3.Session(botocore_session=core, region_name=region, **kwargs)
+        # boto3 appends its own data folder to the loader's search paths for every session.
+        _loader.search_paths[:] = list(dict.fromkeys(_loader.search_paths))
+    return session
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> Any:
     """A boto3 S3 client for the endpoint, with the credentials the target's S3 takes."""
-    import boto3
     from botocore.config import Config
 
-    session = boto3.Session(
-        region_name=settings.region, **kind_of(settings).s3_session_args(settings)
-    )
+    session = boto_session(settings.region, **kind_of(settings).s3_session_args(settings))
     config = Config(
         retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, max_pool_connections=32
     )

@@ -9,6 +9,7 @@ plugin in a folder we manage and prepend it to PATH for our own process.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -21,6 +22,15 @@ from typing import Any
 from local_mlops.errors import LocalMlopsError
 
 SHIM_NAME = "docker-compose"
+DETECTED_FILE = "compose-detected.json"
+# Where the docker CLI finds its compose plugin (`local-mlops doctor` asks afresh, wherever).
+PLUGIN_DIRS = (
+    "~/.docker/cli-plugins",
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
 SHIM_TEXT = '#!/bin/sh\n# Managed by local-mlops: lets SageMaker SDK v2 use the compose plugin.\nexec docker compose "$@"\n'
 DOCKER_FIX = "start the Docker engine (`sudo dockerd &` or `scripts/install-docker.sh`)"
 
@@ -86,9 +96,49 @@ def _standalone_binary(shim_dir: Path | None) -> str | None:
     return None
 
 
+def _installed(shim_dir: Path) -> list[list[Any]]:
+    """What ``detect_compose``'s answer depends on: the docker CLI, its compose plugins and the
+    first real ``docker-compose`` on PATH, each as (path, size, mtime)."""
+    paths = [
+        shutil.which("docker"),
+        _standalone_binary(shim_dir),
+        *(str(Path(d).expanduser() / SHIM_NAME) for d in PLUGIN_DIRS),
+    ]
+    found = []
+    for path in paths:
+        try:
+            stat = os.stat(path) if path else None
+        except OSError:
+            stat = None
+        found.append([path, stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
+    return found
+
+
+def detect_compose_once(shim_dir: Path) -> ComposeInfo:
+    """``detect_compose``, remembered in ``shim_dir`` until the docker CLI, a compose plugin or the
+    ``docker-compose`` binary changes: asking compose v1 its version is a Python start (~0.4 s)
+    that every command opening the local target would pay again. ``doctor`` does not use it."""
+    remembered = shim_dir / DETECTED_FILE
+    installed = _installed(shim_dir)
+    try:
+        saved = json.loads(remembered.read_text())
+        if saved["installed"] == installed:
+            return ComposeInfo(**saved["info"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    info = detect_compose(shim_dir)
+    if info.usable:  # a missing compose is looked for again next time
+        try:
+            shim_dir.mkdir(parents=True, exist_ok=True)
+            remembered.write_text(json.dumps({"installed": installed, "info": vars(info)}))
+        except OSError:
+            pass  # only a cache
+    return info
+
+
 def ensure_sdk_compose(shim_dir: Path) -> ComposeInfo:
     """Make compose usable by the SDK for this process, installing the shim when needed."""
-    info = detect_compose(shim_dir)
+    info = detect_compose_once(shim_dir)
     if not info.usable:
         raise LocalMlopsError(
             "Docker Compose is not installed (SageMaker local mode looks for it before every job)",

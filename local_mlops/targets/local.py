@@ -10,6 +10,7 @@ from uuid import uuid4
 from local_mlops.config import Settings
 from local_mlops.devenv import dockerhost, processes
 from local_mlops.pipeline import steps as pipeline_steps
+from local_mlops.s3 import boto_session as boto_session_for
 from local_mlops.s3 import s3_client
 from local_mlops.targets import reports
 from local_mlops.targets.base import (
@@ -100,8 +101,6 @@ def open_target(
     cache_enabled: bool,
     on_step_event: Callable[..., None] | None,
 ) -> Target:
-    import boto3
-
     from local_mlops.stores.registry import LocalModelRegistry
     from local_mlops.stores.runstore import RunStore
     from local_mlops.targets.localmode.cores import CoreBudget
@@ -110,7 +109,7 @@ def open_target(
     # SDK v2 looks for Docker Compose before any local job (and runs several-host jobs with it),
     # and may not recognise the one installed (dockerhost.py).
     dockerhost.ensure_sdk_compose(settings.state_path / "bin")
-    boto_session = boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS)
+    boto_session = boto_session_for(settings.region, **FAKE_CREDENTIALS)
     client = s3_client(settings, s3_endpoint)
     registry = LocalModelRegistry(client, settings.bucket, settings.region)
     runstore = RunStore(client, settings.bucket, pending_dir=settings.state_path / "pending-runs")
@@ -148,7 +147,6 @@ def open_target(
 
 def definition_target(settings: Settings) -> Target:
     """A local target good for building the definition only (no Docker, no S3 calls)."""
-    import boto3
     from sagemaker.workflow.pipeline_context import LocalPipelineSession
 
     from local_mlops.targets.telemetry import TelemetryOptOut
@@ -157,7 +155,7 @@ def definition_target(settings: Settings) -> Target:
         """Builds local definitions without telemetry."""
 
     session = DefinitionLocalSession(
-        boto_session=boto3.Session(region_name=settings.region, **FAKE_CREDENTIALS),
+        boto_session=boto_session_for(settings.region, **FAKE_CREDENTIALS),
         s3_endpoint_url="http://127.0.0.1:1",
         default_bucket=settings.bucket,
     )

@@ -74,3 +74,26 @@ def test_no_compose_at_all_is_a_clear_error(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(dockerhost.LocalMlopsError, match="Docker Compose is not installed"):
         dockerhost.ensure_sdk_compose(tmp_path / "shim")
+
+
+def test_the_answer_is_remembered_until_what_is_installed_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir, shim_dir = tmp_path / "bin", tmp_path / "shim"
+    fake_docker(bin_dir, V2)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    asked: list[list[str]] = []
+    real_run = dockerhost._run
+
+    def counting_run(argv: list[str]) -> tuple[int, str]:
+        asked.append(argv)
+        return real_run(argv)
+
+    monkeypatch.setattr(dockerhost, "_run", counting_run)
+    first = dockerhost.ensure_sdk_compose(shim_dir)
+    assert dockerhost.ensure_sdk_compose(shim_dir) == first and len(asked) == 1
+    # the plugin is replaced by one the SDK rejects: the next command sees it and adds the shim
+    fake_docker(bin_dir, V5)
+    (bin_dir / "docker").write_text((bin_dir / "docker").read_text() + "# v5\n")
+    again = dockerhost.ensure_sdk_compose(shim_dir)
+    assert len(asked) == 2 and again.version == "5.0.1" and again.needs_shim
