@@ -103,6 +103,8 @@ def test_clean_traffic_passes_and_brightened_traffic_is_flagged(
     # the job's own output, without compose's (Creating ..., Attaching to ..., ANSI colours)
     assert "monitor records=80" in result.stderr, result.stderr[-3000:]
     assert "Attaching to" not in result.stderr and "\x1b[" not in result.stderr
+    # nor the SDK's wait's status mark ("!", no newline), which ran into the next line
+    assert not any(line.lstrip().startswith("!") for line in result.stderr.splitlines())
 
     result = cli.invoke(app, ["monitor", "run", "--endpoint", "drifted", "--json"])
     assert result.exit_code == 0, result.output

@@ -44,6 +44,9 @@ from local_mlops.targets.localmode.cores import CoreBudget
 from local_mlops.targets.localmode.jobs import ExtendedLocalSagemakerClient, LocalJobClient
 from local_mlops.targets.telemetry import TelemetryOptOut
 
+# What the SDK's waits count as still running (``_processing_job_status``, 2.257.7).
+IN_PROGRESS = ("InProgress", "Stopping", "Starting")
+
 logger = logging.getLogger(__name__)
 
 
@@ -134,23 +137,24 @@ class LocalJobSession(TelemetryOptOut, LocalSession):
         self.sagemaker_client = LocalJobClient(self)
 
     def wait_for_transform_job(self, job: str, poll: int = 5) -> dict[str, Any]:
-        from sagemaker.session import _transform_job_status
-
-        ended = self._ended(job, _transform_job_status, "TransformJobStatus")
+        described = self.sagemaker_client.describe_transform_job(TransformJobName=job)
+        ended = self._ended(job, described, "TransformJobStatus")
         return ended or dict(super().wait_for_transform_job(job, poll))
 
     def wait_for_processing_job(self, job: str, poll: int = 5) -> dict[str, Any]:
-        from sagemaker.session import _processing_job_status
-
-        ended = self._ended(job, _processing_job_status, "ProcessingJobStatus")
+        described = self.sagemaker_client.describe_processing_job(ProcessingJobName=job)
+        ended = self._ended(job, described, "ProcessingJobStatus")
         return ended or dict(super().wait_for_processing_job(job, poll))
 
-    def _ended(self, job: str, status: Any, field: str) -> dict[str, Any] | None:
-        """The job's description when it has ended (checked as the SDK checks it), else None."""
-        from sagemaker.session import _check_job_status
+    @staticmethod
+    def _ended(job: str, described: dict, field: str) -> dict[str, Any] | None:
+        """The job's description when it has ended (checked as the SDK checks it), else None.
+        Not through the SDK's ``_*_job_status``: they print a status mark (``!``) without a
+        newline, which ran into the next line of the command's output."""
+        from sagemaker.session import _STATUS_CODE_TABLE, _check_job_status
 
-        described = status(self.sagemaker_client, job)
-        if described is None:
+        status = _STATUS_CODE_TABLE.get(described[field], described[field])
+        if status in IN_PROGRESS:
             return None
         _check_job_status(job, described, field)
         return dict(described)

@@ -53,6 +53,9 @@ def test_private_hooks_exist() -> None:
     assert hasattr(_steps_compiler.CompiledStep, "arguments")
     assert "_request_dict" in inspect.getsource(_steps_compiler.CompiledStep.__init__)
     assert hasattr(TuningStep, "get_top_model_s3_uri")
+    from sagemaker.session import _STATUS_CODE_TABLE, _check_job_status
+
+    assert _check_job_status and _STATUS_CODE_TABLE["COMPLETED"] == "Completed"
     for attr in ("container_root", "container_entrypoint"):
         assert attr in inspect.getsource(_SageMakerContainer)
 
