@@ -183,6 +183,12 @@ def wait_healthy(backend: Instances, instances: list[Instance], timeout: float) 
     return None
 
 
+def _one_request() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=1 << 40)
+
+
 def fetch_model(s3: Any, model_data_url: str, target: Path) -> Path:
     """Download and safely extract ``model.tar.gz`` into ``target`` (once per version)."""
     done = target / ".extracted"
@@ -194,7 +200,9 @@ def fetch_model(s3: Any, model_data_url: str, target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     archive = target.parent / f".{target.name}.tar.gz"
     try:
-        s3.download_file(bucket, key, str(archive))
+        # One GET: the local emulator serves a whole object 2-3x faster than 8 MB ranges in
+        # parallel (89.5 MB: 0.19-0.22 s against 0.51-0.58 s).
+        s3.download_file(bucket, key, str(archive), Config=_one_request())
     except Exception as exc:
         raise LocalMlopsError(
             f"cannot download the model {model_data_url}: {exc}",
