@@ -8,7 +8,13 @@ request to an S3 emulator (moto on 127.0.0.1), one not capturing. All traffic is
 bounded in count and time. Goals: p50 through the router <= direct + 0.5 ms at concurrency 1;
 >= 0.95x direct req/s at concurrency 16; capture on >= 0.95x capture off at concurrency 16.
 
-    python benchmarks/router.py [--requests 2000] [--seconds 10] [--backend stub|container]
+The container is started as ``deploy`` starts an instance (published on 127.0.0.1, with the
+router's Unix socket); beside "direct" (its published port, which Docker relays through
+docker-proxy) the same client also calls the container's own bridge address, the floor without
+that relay. Each measurement runs ``--rounds`` times, interleaved with the others; the ratios
+are printed per round and as their median.
+
+    python benchmarks/router.py [--requests 4000] [--rounds 3] [--backend stub|container]
 """
 
 from __future__ import annotations
@@ -123,20 +129,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def backend_pid(backend: Any) -> int:
-    """The stub's pid, or the container's main process as the host sees it."""
-    if isinstance(backend, str):
-        done = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Pid}}", backend], capture_output=True, text=True
-        )
-        return int(done.stdout.strip())
-    return int(backend.pid)
-
-
-def endpoint_doc(name: str, port: int, capture: bool, bucket: str) -> dict[str, Any]:
+def endpoint_doc(name: str, instance: Any, capture: bool, bucket: str) -> dict[str, Any]:
     from local_mlops.serving import state as st
 
-    fleet = st.Fleet("v1-bench", 1, "arn:bench", "/none", "bench", [st.Instance("bench-0", port)])
+    fleet = st.Fleet("v1-bench", 1, "arn:bench", "/none", "bench", [instance])
     return st.Endpoint(
         name,
         st.IN_SERVICE,
@@ -145,43 +141,67 @@ def endpoint_doc(name: str, port: int, capture: bool, bucket: str) -> dict[str, 
     ).to_dict()
 
 
-def start_backend(args: argparse.Namespace, port: int) -> tuple[Any, str]:
-    if args.backend == "stub":
-        argv = [sys.executable, __file__, "--serve-stub", str(port)]
-        return subprocess.Popen(argv), "stub model server (uvicorn, answers at once)"
-    if not args.model_dir:
-        raise SystemExit("--backend container needs --model-dir (an extracted model.tar.gz)")
-    from local_mlops.config import load_settings
+class Backend:
+    """The model server: a stub process on the host, or an endpoint instance as deploy starts it."""
 
-    image = load_settings().endpoint_image_uri
-    name = f"bench-router-{port}"
-    subprocess.run(
-        [
-            "docker",
-            "run",
-            "-d",
-            "--rm",
-            "--name",
-            name,
-            "-p",
-            f"127.0.0.1:{port}:8080",
-            "-v",
-            f"{Path(args.model_dir).resolve()}:/opt/ml/model:ro",
-            image,
-            "serve",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return name, f"endpoint container of {image}"
+    def __init__(self, args: argparse.Namespace, scratch: Path) -> None:
+        from local_mlops.serving import state as st
+
+        self.process: subprocess.Popen[bytes] | None = None
+        self.containers: Any = None
+        self.bridge_url = ""
+        if args.backend == "stub":
+            port = free_port()
+            argv = [sys.executable, __file__, "--serve-stub", str(port)]
+            self.process = subprocess.Popen(argv)
+            self.instance = st.Instance("stub", port)
+            self.what = "stub model server (uvicorn, answers at once)"
+            return
+        if not args.model_dir:
+            raise SystemExit("--backend container needs --model-dir (an extracted model.tar.gz)")
+        from local_mlops.config import load_settings
+        from local_mlops.devenv.dockerhost import docker_client
+        from local_mlops.serving.fleet import DockerInstances
+
+        image = load_settings().endpoint_image_uri
+        # The instance exactly as `deploy` starts one: published port, and the router's socket.
+        self.containers = DockerInstances(docker_client(), scratch / "sock")
+        fleet = st.Fleet("bench", 1, "arn:bench", str(Path(args.model_dir).resolve()), image)
+        self.instance = self.containers.start(f"bench-{os.getpid()}", fleet, 1)[0]
+        self.what = f"endpoint container of {image}"
+        address = subprocess.run(
+            ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+             self.instance.name], capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        if address:  # the container's own address: what a client gets without docker-proxy
+            self.bridge_url = f"http://{address}:8080/invocations"
+
+    def pid(self) -> int:
+        """The stub's pid, or the container's main process as the host sees it."""
+        if self.process is not None:
+            return int(self.process.pid)
+        done = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", self.instance.name],
+            capture_output=True,
+            text=True,
+        )
+        return int(done.stdout.strip())
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        if self.containers is not None:
+            self.containers.stop([self.instance])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=2000, help="per measurement, at most")
+    parser.add_argument("--requests", type=int, default=4000, help="per measurement, at most")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement, at most")
+    parser.add_argument("--rounds", type=int, default=3, help="each measurement, interleaved")
     parser.add_argument("--backend", choices=("stub", "container"), default="stub")
     parser.add_argument("--model-dir", default="")
     parser.add_argument("--serve-stub", type=int, default=0, help=argparse.SUPPRESS)
@@ -203,8 +223,7 @@ def main() -> None:
     from local_mlops.devenv.emulator import MotoServer
 
     body = sample_png()
-    backend_port, router_port = free_port(), free_port()
-    backend, what = start_backend(args, backend_port)
+    router_port = free_port()
     with (
         tempfile.TemporaryDirectory(prefix="bench-router-") as tmp,
         MotoServer("127.0.0.1") as s3_url,
@@ -219,11 +238,12 @@ def main() -> None:
             aws_secret_access_key="x",
         ).create_bucket(Bucket="bench")
         state = Path(tmp)
+        backend = Backend(args, state)
         folder = state / "serving" / "endpoints"
         folder.mkdir(parents=True)
         for name, capture in (("plain", False), ("captured", True)):
             (folder / f"{name}.json").write_text(
-                json.dumps(endpoint_doc(name, backend_port, capture, "bench"))
+                json.dumps(endpoint_doc(name, backend.instance, capture, "bench"))
             )
         router = subprocess.Popen(
             [
@@ -240,51 +260,67 @@ def main() -> None:
             env={**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
         )
         try:
-            wait_port(backend_port)
+            wait_port(backend.instance.port)
             wait_port(router_port)
-            direct = f"http://127.0.0.1:{backend_port}/invocations"
+            direct = f"http://127.0.0.1:{backend.instance.port}/invocations"
             routed = f"http://127.0.0.1:{router_port}/endpoints/plain/invocations"
             captured = f"http://127.0.0.1:{router_port}/endpoints/captured/invocations"
-            rows = []
-            for label, url, c in (
+            plan = [
                 ("direct, c=1", direct, 1),
                 ("router, c=1", routed, 1),
                 ("direct, c=16", direct, 16),
                 ("router, c=16", routed, 16),
                 ("router + capture, c=16", captured, 16),
-            ):
-                before = cpu_seconds(router.pid), cpu_seconds(backend_pid(backend))
-                figures = asyncio.run(measure(url, body, c, args.requests, args.seconds))
-                served = figures["n"] + 20  # with the warm-up requests
-                figures["router_us"] = (cpu_seconds(router.pid) - before[0]) / served * 1e6
-                figures["backend_us"] = (
-                    (cpu_seconds(backend_pid(backend)) - before[1]) / served * 1e6
-                )
-                rows.append((label, figures))
+            ]
+            if backend.bridge_url:
+                plan.insert(3, ("direct, no docker-proxy, c=16", backend.bridge_url, 16))
+            runs: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in plan}
+            for _ in range(args.rounds):
+                for label, url, c in plan:
+                    before = cpu_seconds(router.pid), cpu_seconds(backend.pid())
+                    figures = asyncio.run(measure(url, body, c, args.requests, args.seconds))
+                    served = figures["n"] + 20  # with the warm-up requests
+                    figures["router_us"] = (cpu_seconds(router.pid) - before[0]) / served * 1e6
+                    figures["backend_us"] = (cpu_seconds(backend.pid()) - before[1]) / served * 1e6
+                    runs[label].append(figures)
         finally:
             router.send_signal(signal.SIGTERM)
             router.wait(timeout=60)
-            if isinstance(backend, str):
-                subprocess.run(["docker", "rm", "-f", backend], capture_output=True, check=False)
-            else:
-                backend.terminate()
-                backend.wait(timeout=10)
-    print(f"backend: {what}; {os.cpu_count()} cores; all on 127.0.0.1\n")
+            backend.stop()
+    via = "a Unix socket" if backend.instance.socket else "its published port"
+    print(f"backend: {backend.what}; {os.cpu_count()} cores; the router reaches it through {via}")
+    print(f"{args.rounds} rounds of each measurement, interleaved; medians of the rounds")
     print("CPU per request: measured from /proc, so it holds on a busy machine too\n")
     head = ("p50 ms", "p99 ms", "req/s", "n", "failed", "router CPU", "backend CPU")
-    print(f"{'':24}" + "".join(f"{h:>12}" for h in head))
-    for label, r in rows:
+    print(f"{'':30}" + "".join(f"{h:>12}" for h in head))
+    rows = {
+        label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()
+    }
+    for label, r in rows.items():
         router_cpu = f"{r['router_us']:.0f} us" if label.startswith("router") else "-"
         cells = (f"{r['p50']:.3f}", f"{r['p99']:.3f}", f"{r['rps']:.1f}", f"{r['n']:.0f}")
-        cells += (f"{r['failures']:.0f}", router_cpu, f"{r['backend_us']:.0f} us")
-        print(f"{label:24}" + "".join(f"{c:>12}" for c in cells))
-    figures = dict(rows)
-    overhead = figures["router, c=1"]["p50"] - figures["direct, c=1"]["p50"]
-    ratio = figures["router, c=16"]["rps"] / figures["direct, c=16"]["rps"]
-    capture_ratio = figures["router + capture, c=16"]["rps"] / figures["router, c=16"]["rps"]
-    print(f"\nrouter p50 overhead at c=1: {overhead:+.3f} ms (goal <= +0.5 ms)")
-    print(f"router req/s at c=16: {ratio:.3f}x direct (goal >= 0.95x)")
-    print(f"capture on at c=16: {capture_ratio:.3f}x capture off (goal >= 0.95x)")
+        cells += (f"{sum(x['failures'] for x in runs[label]):.0f}", router_cpu)
+        cells += (f"{r['backend_us']:.0f} us",)
+        print(f"{label:30}" + "".join(f"{c:>12}" for c in cells))
+
+    def ratios(top: str, bottom: str, key: str = "rps") -> list[float]:
+        return [a[key] / b[key] for a, b in zip(runs[top], runs[bottom], strict=True)]
+
+    def spread(values: list[float], unit: str = "x") -> str:
+        inner = ", ".join(f"{v:.3f}" for v in values)
+        return f"median {statistics.median(values):.3f}{unit} (rounds: {inner})"
+
+    overheads = [
+        a["p50"] - b["p50"] for a, b in zip(runs["router, c=1"], runs["direct, c=1"], strict=True)
+    ]
+    print(f"\nrouter p50 overhead at c=1: {spread(overheads, ' ms')}; goal <= +0.5 ms")
+    print(f"router req/s at c=16 / direct: {spread(ratios('router, c=16', 'direct, c=16'))};"
+          " goal >= 0.95x")  # fmt: skip
+    if backend.bridge_url:
+        bare = ratios("router, c=16", "direct, no docker-proxy, c=16")
+        print(f"router req/s at c=16 / direct without docker-proxy: {spread(bare)}")
+    captured_ratio = ratios("router + capture, c=16", "router, c=16")
+    print(f"capture on at c=16 / capture off: {spread(captured_ratio)}; goal >= 0.95x")
 
 
 if __name__ == "__main__":

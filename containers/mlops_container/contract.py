@@ -30,6 +30,9 @@ READ_TIMEOUT_ENV = "MLOPS_READ_TIMEOUT_SECONDS"
 INTRA_OP_THREADS_ENV = "MLOPS_INTRA_OP_THREADS"
 SERVING_BACKEND_ENV = "MLOPS_SERVING_BACKEND"
 ACCESS_LOG_ENV = "MLOPS_ACCESS_LOG"
+# Also listen on this Unix socket (a folder the host mounts): local endpoints' router reaches the
+# server through it instead of a published port, which Docker relays through docker-proxy.
+UNIX_SOCKET_ENV = "MLOPS_UNIX_SOCKET"
 # Batch transform: the default length of `top_k`, and unreadable records answered as entries.
 TOP_K_ENV = "MLOPS_TOP_K"
 RECORD_ERRORS_ENV = "MLOPS_RECORD_ERRORS"

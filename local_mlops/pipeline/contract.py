@@ -37,6 +37,8 @@ TRANSFORM_CONTENT_TYPE = "application/x-image"
 TRANSFORM_PACKED_CONTENT_TYPE = "application/jsonlines"
 TOP_K_ENV = "MLOPS_TOP_K"
 RECORD_ERRORS_ENV = "MLOPS_RECORD_ERRORS"
+# Local endpoints: the serving container also listens on a Unix socket in a mounted folder.
+UNIX_SOCKET_ENV = "MLOPS_UNIX_SOCKET"
 
 # Training channels, and the preprocessing step's outputs (one folder each).
 TRAIN_CHANNEL = "train"

@@ -5,10 +5,20 @@ Each instance is ``docker run -d IMAGE serve`` with the model mounted read-only 
 fleet and version, and restarted by Docker on failure and after a reboot of the engine
 (``unless-stopped``), so it outlives the CLI. Ports are chosen here and kept in the endpoint's
 document, so a restarted container answers where the router expects it.
+
+The router reaches an instance through a Unix socket in a folder of the state dir mounted into
+the container (one folder per instance, so a socket can only be that instance's), instead of
+the published port: Docker relays a port published on 127.0.0.1 through its ``docker-proxy``
+process, which on a 2-core machine costs the model server CPU on every request. The published
+port stays for ``/ping``, the commands, and a client that calls the container directly; where
+the socket cannot be used (a path over the kernel's limit, or a Docker that does not pass
+sockets through mounts) the router uses the port.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import socket
 import tarfile
 import time
@@ -18,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from local_mlops.errors import LocalMlopsError
+from local_mlops.pipeline.contract import UNIX_SOCKET_ENV
 from local_mlops.serving.state import Fleet, Instance
 
 # Loopback traffic never goes through a proxy the environment may name.
@@ -29,6 +40,9 @@ FLEET_LABEL = "com.local-mlops.fleet"
 VERSION_LABEL = "com.local-mlops.model-version"
 CONTAINER_PORT = 8080
 MODEL_MOUNT = "/opt/ml/model"
+SOCKET_MOUNT = "/opt/ml/router"
+SOCKET_NAME = "serve.sock"
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux, 104 on macOS
 
 
 class Instances(Protocol):
@@ -62,11 +76,25 @@ def ping(port: int, timeout: float = 2.0) -> str | None:
         return f"/ping failed ({getattr(exc, 'reason', exc)})"
 
 
-class DockerInstances:
-    """Instances as containers of the endpoint's image."""
+def socket_path(sockets: Path | None, name: str) -> str:
+    """Where instance ``name``'s socket is on the host ("" when none: no folder, or too long)."""
+    if sockets is None:
+        return ""
+    folder = hashlib.sha256(name.encode()).hexdigest()[:12]  # short: sun_path is small
+    path = str(sockets.resolve() / folder / SOCKET_NAME)
+    return path if len(path.encode()) <= MAX_SOCKET_PATH else ""
 
-    def __init__(self, client: Any) -> None:
+
+class DockerInstances:
+    """Instances as containers of the endpoint's image.
+
+    ``sockets``: the folder that holds each instance's socket folder (None: the router uses the
+    published ports).
+    """
+
+    def __init__(self, client: Any, sockets: Path | None = None) -> None:
         self.client = client
+        self.sockets = sockets
 
     def _container(self, name: str) -> Any:
         from docker.errors import NotFound
@@ -79,6 +107,15 @@ class DockerInstances:
     def _run(self, endpoint: str, fleet: Fleet, instance: Instance) -> None:
         from docker.errors import APIError, ImageNotFound
 
+        environment = {"SAGEMAKER_BIND_TO_PORT": str(CONTAINER_PORT)}
+        volumes = {fleet.model_dir: {"bind": MODEL_MOUNT, "mode": "ro"}}
+        if instance.socket:
+            folder = Path(instance.socket).parent
+            folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # only this user enters
+            folder.mkdir(exist_ok=True)
+            folder.chmod(0o777)  # the server runs as the image's own user (10001)
+            volumes[str(folder)] = {"bind": SOCKET_MOUNT, "mode": "rw"}
+            environment[UNIX_SOCKET_ENV] = f"{SOCKET_MOUNT}/{SOCKET_NAME}"
         try:
             self.client.containers.run(
                 fleet.image,
@@ -91,9 +128,9 @@ class DockerInstances:
                     FLEET_LABEL: fleet.id,
                     VERSION_LABEL: str(fleet.version),
                 },
-                environment={"SAGEMAKER_BIND_TO_PORT": str(CONTAINER_PORT)},
+                environment=environment,
                 ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", instance.port)},
-                volumes={fleet.model_dir: {"bind": MODEL_MOUNT, "mode": "ro"}},
+                volumes=volumes,
                 restart_policy={"Name": "unless-stopped"},
             )
         except ImageNotFound as exc:
@@ -110,7 +147,8 @@ class DockerInstances:
     def start(self, endpoint: str, fleet: Fleet, count: int) -> list[Instance]:
         instances = []
         for number in range(count):
-            instance = Instance(f"local-mlops-{endpoint}-{fleet.id}-{number}", free_port())
+            name = f"local-mlops-{endpoint}-{fleet.id}-{number}"
+            instance = Instance(name, free_port(), socket_path(self.sockets, name))
             old = self._container(instance.name)
             if old is not None:
                 old.remove(force=True)
@@ -133,6 +171,8 @@ class DockerInstances:
             if container is not None:
                 container.stop(timeout=10)
                 container.remove(force=True)
+            if instance.socket:
+                shutil.rmtree(Path(instance.socket).parent, ignore_errors=True)
 
     def halt(self, instances: list[Instance]) -> None:
         """Stop but keep the containers (``down``); ``ensure`` starts them again."""

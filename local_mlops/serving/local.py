@@ -116,9 +116,15 @@ def capture_config(settings: Settings, enabled: bool | None = None) -> st.DataCa
     )
 
 
+def sockets_dir(settings: Settings) -> Path:
+    """The instances' socket folders (short: a socket's path is limited to ~100 bytes)."""
+    return settings.state_path / "sock"
+
+
 def local_endpoints(settings: Settings, docker_client: Any, say: Say) -> LocalEndpoints:
     store = st.EndpointStore(settings.state_path)
-    return LocalEndpoints(store, DockerInstances(docker_client), DaemonRouter(settings), say)
+    backend = DockerInstances(docker_client, sockets_dir(settings))
+    return LocalEndpoints(store, backend, DaemonRouter(settings), say)
 
 
 def deploy(
@@ -166,7 +172,7 @@ def down(settings: Settings, docker_client: Any) -> int:
     """Stop the router (flushing capture) and the endpoints' containers; documents stay."""
     daemon.stop_router(settings)
     store = st.EndpointStore(settings.state_path)
-    backend = DockerInstances(docker_client)
+    backend = DockerInstances(docker_client, sockets_dir(settings))
     stopped = 0
     for endpoint in store.list():
         backend.halt(endpoint.instances())

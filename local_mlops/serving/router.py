@@ -71,20 +71,22 @@ class FleetRoute:
     id: str
     weight: float
     ports: list[int]  # the instances, on INSTANCE_HOST
+    sockets: list[str] = field(default_factory=list)  # their Unix sockets ("" = port only)
     cycle: Any = None
 
     def __post_init__(self) -> None:
         self.cycle = itertools.cycle(range(len(self.ports))) if self.ports else None
-        # The request line and Host header of each instance, encoded once.
-        self.heads = {
-            port: f"POST /invocations HTTP/1.1\r\nhost: {INSTANCE_HOST}:{port}\r\n".encode()
-            for port in self.ports
-        }
+        sockets = self.sockets or [""] * len(self.ports)
+        # Per instance: (port, socket, the request line and Host header encoded once).
+        self.targets = [
+            (port, path, f"POST /invocations HTTP/1.1\r\nhost: {INSTANCE_HOST}:{port}\r\n".encode())
+            for port, path in zip(self.ports, sockets, strict=True)
+        ]
 
-    def ordered(self) -> list[int]:
+    def ordered(self) -> list[tuple[int, str, bytes]]:
         """Instances in the order to try: the round-robin pick first, then the others."""
         start = next(self.cycle) if self.cycle else 0
-        return self.ports[start:] + self.ports[:start]
+        return self.targets[start:] + self.targets[:start]
 
 
 @dataclass
@@ -116,7 +118,15 @@ class EndpointRoute:
             VariantRoute(
                 v.name,
                 v.weight,
-                [FleetRoute(f.id, f.weight, [i.port for i in f.instances]) for f in v.fleets],
+                [
+                    FleetRoute(
+                        f.id,
+                        f.weight,
+                        [i.port for i in f.instances],
+                        [i.socket for i in f.instances],
+                    )
+                    for f in v.fleets
+                ],
             )
             for v in endpoint.variants
         ]
@@ -297,10 +307,10 @@ class Router:
     async def _forward(self, fleet: FleetRoute, headers: bytes, body: bytes) -> Reply | None:
         """The first instance that takes the request answers it; None if none could be reached."""
         length = b"content-length: %d\r\n" % len(body)
-        for port in fleet.ordered():
-            head = b"".join((fleet.heads[port], length, headers, b"\r\n"))
+        for port, path, line in fleet.ordered():
+            head = b"".join((line, length, headers, b"\r\n"))
             try:
-                return await self.upstream.post(INSTANCE_HOST, port, head, body)
+                return await self.upstream.post(INSTANCE_HOST, port, head, body, path)
             except NotSent:
                 continue  # nothing reached the model, try the next instance
             except UpstreamError as exc:

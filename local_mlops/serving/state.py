@@ -6,7 +6,8 @@ per-endpoint file lock) and the router reads them on reload, so an endpoint surv
 
 An endpoint has production variants (SageMaker's ``ProductionVariants``, weighted); a variant has
 one fleet, or two while a blue/green update shifts traffic between them (weighted within the
-variant); a fleet has instances, each one container on ``127.0.0.1:<port>``.
+variant); a fleet has instances, each one container on ``127.0.0.1:<port>`` and, for the router,
+on a Unix socket in a folder of the state dir.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def check_name(name: str) -> str:
 class Instance:
     name: str  # the container's name
     port: int  # on 127.0.0.1
+    # The host path of the Unix socket it also listens on ("" = none): the router's way in.
+    socket: str = ""
 
 
 @dataclass

@@ -12,6 +12,9 @@ is taken from the model.
   nothing reached the instance, so the caller may try another one.
 - ``UpstreamError``: the instance took the request but gave no whole answer (it closed the
   connection, or took longer than the timeout): the request may have run, so it is not retried.
+- An instance with a Unix socket (``path``) is reached through it (no TCP stack, and no
+  docker-proxy relaying a published port); if connecting to it fails, the port is used, and the
+  socket is tried again after ``SOCKET_RETRY_SECONDS``.
 - An idle connection is reused only while younger than ``idle_seconds``, shorter than the
   serving image's keep-alive (5 s), so the router never writes to one the instance is closing.
 """
@@ -29,6 +32,7 @@ import httptools
 CONNECT_TIMEOUT = 2.0
 REQUEST_TIMEOUT = 60.0  # SageMaker's model invocation limit
 IDLE_SECONDS = 2.0
+SOCKET_RETRY_SECONDS = 10.0
 MAX_IDLE_PER_INSTANCE = 64
 CONTENT_TYPE = b"content-type"
 CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
@@ -75,7 +79,8 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         sock = transport.get_extra_info("socket")
-        if sock is not None:  # asyncio and uvloop set it already; say so, it matters here
+        if sock is not None and sock.family != socket.AF_UNIX:
+            # asyncio and uvloop set it already; say so, it matters here
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
@@ -158,7 +163,7 @@ class _Connection(asyncio.Protocol):
 
 
 class Upstream:
-    """A pool of keep-alive connections per instance (``host``, ``port``)."""
+    """A pool of keep-alive connections per instance (``host``, ``port``, socket ``path``)."""
 
     def __init__(
         self,
@@ -169,12 +174,16 @@ class Upstream:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.idle_seconds = idle_seconds
-        self._idle: dict[tuple[str, int], deque[_Connection]] = {}
+        self._idle: dict[tuple[str, int, str], deque[_Connection]] = {}
         self._busy: set[_Connection] = set()
+        self._socket_failed: dict[str, float] = {}  # socket path -> when it last failed
 
-    async def post(self, host: str, port: int, head: bytes, body: bytes) -> Reply:
-        """Send one request (``head``: request line and headers, ending with a blank line)."""
-        connection = await self._acquire(host, port)
+    async def post(self, host: str, port: int, head: bytes, body: bytes, path: str = "") -> Reply:
+        """Send one request (``head``: request line and headers, ending with a blank line).
+
+        ``path``: the instance's Unix socket, tried before ``host``:``port`` for a new connection.
+        """
+        connection = await self._acquire(host, port, path)
         self._busy.add(connection)
         loop = connection.loop
         timer = loop.call_later(self.timeout, connection.timed_out)
@@ -187,16 +196,16 @@ class Upstream:
                 connection.abort()  # cancelled mid-request: the connection's state is unknown
         if not connection.closed:
             connection.idle_since = loop.time()
-            pool = self._idle.setdefault((host, port), deque())
+            pool = self._idle.setdefault((host, port, path), deque())
             if len(pool) < MAX_IDLE_PER_INSTANCE:
                 pool.append(connection)
             else:
                 connection.abort()
         return reply
 
-    async def _acquire(self, host: str, port: int) -> _Connection:
+    async def _acquire(self, host: str, port: int, path: str = "") -> _Connection:
         loop = asyncio.get_running_loop()
-        pool = self._idle.get((host, port))
+        pool = self._idle.get((host, port, path))
         if pool:
             oldest_usable = loop.time() - self.idle_seconds
             while pool:
@@ -204,6 +213,20 @@ class Upstream:
                 if not connection.closed and connection.idle_since >= oldest_usable:
                     return connection
                 connection.abort()
+        if path and loop.time() - self._socket_failed.get(path, -SOCKET_RETRY_SECONDS) >= (
+            SOCKET_RETRY_SECONDS
+        ):
+            try:
+                transport, protocol = await asyncio.wait_for(
+                    loop.create_unix_connection(lambda: _Connection(loop), path),
+                    self.connect_timeout,
+                )
+            except (OSError, TimeoutError):
+                self._socket_failed[path] = loop.time()  # stale, or not passed through: the port
+            else:
+                self._socket_failed.pop(path, None)
+                protocol.transport = transport
+                return protocol
         try:
             transport, protocol = await asyncio.wait_for(
                 loop.create_connection(lambda: _Connection(loop), host, port),

@@ -2,7 +2,8 @@
 
 One tiny model artifact is written once and registered as versions 1 and 2, plus a broken
 version 3 (its ONNX model is garbage, so its containers never answer /ping). The tests run in
-order on one endpoint: deploy with two instances, call it four ways, update it blue/green under
+order on one endpoint: deploy with two instances, call it four ways, check the router goes
+through the instances' Unix sockets, update it blue/green under
 load with zero failed requests, watch version 3 roll back by itself, then count the captured
 records after a SIGTERM and after ``endpoints delete``.
 """
@@ -30,6 +31,7 @@ from local_mlops.cli.app import app
 from local_mlops.config import Settings, load_settings
 from local_mlops.devenv import dockerhost
 from local_mlops.serving import capture, daemon, local
+from local_mlops.serving import state as st
 from local_mlops.serving.fleet import ENDPOINT_LABEL, free_port
 from local_mlops.serving.loadgen import SteadyLoad
 from local_mlops.stores.registry import LocalModelRegistry
@@ -210,6 +212,53 @@ def test_the_model_answers_four_ways(live: Live, tmp_path: Path) -> None:
     live.served[0] += 1
 
 
+def ping_over_socket(path: str) -> dict:
+    """GET /ping through a Unix socket, as the router connects to an instance."""
+    import http.client
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(10)
+            self.sock.connect(path)
+
+    connection = UnixConnection("instance")
+    try:
+        connection.request("GET", "/ping")
+        reply = connection.getresponse()
+        assert reply.status == 200
+        return json.loads(reply.read())
+    finally:
+        connection.close()
+
+
+def test_the_router_reaches_instances_through_their_sockets(live: Live) -> None:
+    store = st.EndpointStore(live.settings.state_path)
+    endpoint = store.get(ENDPOINT)
+    instances = endpoint.instances()
+    assert len(instances) == 2 and all(i.socket for i in instances)
+    for instance in instances:
+        assert ping_over_socket(instance.socket)["status"] == "healthy"
+    # With every published port in the document pointing at nothing, the router still answers:
+    # it goes through the sockets. Then the ports are put back.
+    saved = [i.port for i in instances]
+    try:
+        with store.lock(ENDPOINT):
+            for instance in instances:
+                instance.port = free_port()
+            store.put(endpoint)
+        daemon.reload_router(live.settings)
+        for _ in range(4):  # both instances, round robin
+            assert live.invoke()["predictions"]
+    finally:
+        with store.lock(ENDPOINT):
+            for instance, port in zip(instances, saved, strict=True):
+                instance.port = port
+            store.put(endpoint)
+        daemon.reload_router(live.settings)
+
+
 def test_a_blue_green_update_under_load_fails_no_request(live: Live) -> None:
     # Steady traffic on 127.0.0.1 that leaves the 2 cores room to start the new fleet.
     load = SteadyLoad(
@@ -274,8 +323,13 @@ def test_no_capture_record_is_lost_on_sigterm_or_delete(live: Live) -> None:
     ) == [ENDPOINT]
     for _ in range(3):
         live.invoke()
+    sockets = [
+        Path(i.socket) for i in st.EndpointStore(live.settings.state_path).get(ENDPOINT).instances()
+    ]
+    assert sockets and all(path.is_socket() for path in sockets)
     code, _, stderr = run_cli("endpoints", "delete", ENDPOINT)
     assert code == 0, stderr
+    assert not any(path.parent.exists() for path in sockets)
     assert (
         len(list(capture.read_records(live.s3, live.settings.bucket, ENDPOINT))) == live.served[0]
     )

@@ -1,7 +1,9 @@
 """The ``serve`` entry point: load the model, then serve it with uvicorn until SIGTERM.
 
-Listens on ``0.0.0.0:$SAGEMAKER_BIND_TO_PORT`` (8080); the port opens only once the model is
-loaded, so ``/ping`` never answers before it can predict. SIGTERM (``docker stop``) stops
+Listens on ``0.0.0.0:$SAGEMAKER_BIND_TO_PORT`` (8080), and also on the Unix socket
+``$MLOPS_UNIX_SOCKET`` when set (local endpoints mount a host folder for it: the router on the
+host reaches the server there without Docker's docker-proxy relay of the published port); both
+open only once the model is loaded, so ``/ping`` never answers before it can predict. SIGTERM (``docker stop``) stops
 accepting connections, lets in-flight requests finish and exits 0.
 
 Example::
@@ -15,7 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 import warnings
@@ -131,6 +135,32 @@ def uvicorn_config(
     )
 
 
+def unix_listener(path: str) -> socket.socket | None:
+    """A socket bound at ``path`` (a stale one from a killed server replaced), or None if the
+    folder cannot hold one (e.g. a mount that does not pass sockets): TCP still serves."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        Path(path).unlink(missing_ok=True)
+        sock.bind(path)
+        # The host side connects as another user; the host folder above the mount is the gate.
+        os.chmod(path, 0o666)
+    except OSError as error:
+        sock.close()
+        log.warning("not listening on unix socket %s (%s); TCP only", path, error)
+        return None
+    return sock
+
+
+def listeners(config: uvicorn.Config, settings: ServerSettings) -> list[socket.socket]:
+    """The TCP socket SageMaker's contract names, and the Unix socket when one is asked for."""
+    found = [config.bind_socket()]
+    if settings.unix_socket:
+        unix = unix_listener(settings.unix_socket)
+        if unix is not None:
+            found.append(unix)
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: exit 0 after SIGTERM/SIGINT, 2 when the model or a setting is unusable."""
     drop_root()
@@ -146,14 +176,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 2
     port = settings.port if args.port is None else args.port
-    server = uvicorn.Server(uvicorn_config(app, args.host, port, settings))
+    config = uvicorn_config(app, args.host, port, settings)
+    server = uvicorn.Server(config)
+    sockets = listeners(config, settings)
     # uvicorn re-raises the signal after its graceful shutdown; a no-op handler makes that exit 0.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
-    log.info(
-        "serving on %s:%d (%.2f s after start)", args.host, port, time.perf_counter() - started
-    )
-    server.run()
+    also = f" and {settings.unix_socket}" if len(sockets) > 1 else ""
+    log.info("serving on %s:%d%s (%.2f s after start)", args.host, port, also,
+             time.perf_counter() - started)  # fmt: skip
+    try:
+        server.run(sockets=sockets)
+    finally:
+        if len(sockets) > 1:
+            Path(settings.unix_socket).unlink(missing_ok=True)
     log.info("stopped after %d requests", server.server_state.total_requests)
     return 0
 

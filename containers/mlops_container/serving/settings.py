@@ -43,6 +43,7 @@ class ServerSettings:
     # Batch transform: an unreadable record (a 400) is answered 200 with {"error", "status"},
     # so SageMaker writes it to the record's .out instead of failing the whole job.
     record_errors: bool = False
+    unix_socket: str = ""  # also listen here (local endpoints' router); "" = TCP only
 
     @property
     def max_payload_mb(self) -> float:
@@ -71,4 +72,5 @@ class ServerSettings:
             access_log=_flag(env, contract.ACCESS_LOG_ENV),
             top_k=int(_number(env, contract.TOP_K_ENV, 1, 1)),
             record_errors=_flag(env, contract.RECORD_ERRORS_ENV),
+            unix_socket=env.get(contract.UNIX_SOCKET_ENV, "").strip(),
         )

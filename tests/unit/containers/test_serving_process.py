@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -107,3 +108,58 @@ def test_serving_package_never_imports_torch() -> None:
     env = {**os.environ, "PYTHONPATH": str(CONTAINERS)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def unix_request(path: Path, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One HTTP/1.1 request through a Unix socket (as the local router reaches an instance)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        head = f"{method} {target} HTTP/1.1\r\nHost: i\r\nContent-Length: {len(body)}\r\n"
+        if body:
+            head += "Content-Type: image/png\r\n"
+        sock.sendall(head.encode() + b"\r\n" + body)
+        status, _, answer = parse_raw(read_response(sock))
+    return status, json.dumps(answer).encode()
+
+
+def test_the_serve_command_also_listens_on_the_unix_socket_it_is_given(
+    base_dir: Path, tmp_path: Path
+) -> None:
+    write_artifact(base_dir / "model", IMAGE_SIZE, archive=True, onnx=True)
+    path = tmp_path / "serve.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))  # what a killed server leaves: a socket file nobody listens on
+    stale.close()
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(CONTAINERS), "SAGEMAKER_BIND_TO_PORT": str(port),
+           "MLOPS_UNIX_SOCKET": str(path)}  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "mlops_container.serve"], env=env)
+    try:
+        wait_for_ping(port, process)  # the contract's port still serves
+        assert unix_request(path, "GET", "/ping")[0] == 200
+        status, answer = unix_request(path, "POST", "/invocations", png_bytes())
+        assert status == 200 and json.loads(answer)["predictions"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+    assert not path.exists()  # removed on the way out
+
+
+def test_a_socket_that_cannot_be_made_leaves_tcp_serving(base_dir: Path, tmp_path: Path) -> None:
+    write_artifact(base_dir / "model", IMAGE_SIZE, archive=True, onnx=True)
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(CONTAINERS), "SAGEMAKER_BIND_TO_PORT": str(port),
+           "MLOPS_UNIX_SOCKET": str(tmp_path / "no-such-folder" / "serve.sock")}  # fmt: skip
+    with (tmp_path / "serve.log").open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "mlops_container.serve"], env=env,
+                                   stderr=log)  # fmt: skip
+        try:
+            wait_for_ping(port, process)
+        finally:
+            process.kill()
+            process.wait(30)
+    assert "not listening on unix socket" in (tmp_path / "serve.log").read_text()

@@ -11,6 +11,7 @@ import asyncio
 import json
 import shutil
 import socket
+import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,7 +36,7 @@ def free_port() -> int:
 class FakeModel:
     """A model server: answers ``{"predictions": [...], "version": V}`` or a chosen error."""
 
-    def __init__(self, version: int, port: int | None = None) -> None:
+    def __init__(self, version: int, port: int | None = None, unix_path: str = "") -> None:
         self.version = version
         self.status = 200  # what /invocations answers
         self.healthy = True
@@ -78,15 +79,20 @@ class FakeModel:
                 }
                 self.reply(200, json.dumps(answer).encode())
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
+        self.server: socketserver.BaseServer
+        if unix_path:  # as a serving container listens for the router (MLOPS_UNIX_SOCKET)
+            self.server = socketserver.ThreadingUnixStreamServer(unix_path, Handler)
+            self.port = 0
+        else:
+            self.server = ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
+            self.port = int(self.server.server_address[1])
+        self.server.daemon_threads = True  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
         self.server.shutdown()
-        self.server.server_close()
+        self.server.server_close()  # type: ignore[attr-defined]
 
 
 class FakeInstances:

@@ -12,7 +12,7 @@ import pytest
 from serving_fakes import FakeModel, FolderBucket, RouterThread, one_fleet_endpoint, runtime
 
 from local_mlops.serving import state as st
-from local_mlops.serving.capture import Capture, CaptureWriter, capture_record
+from local_mlops.serving.capture import Capture, CaptureWriter, LineEncoder, capture_record
 
 KEY = re.compile(
     r"^bkt/datacapture/digits/AllTraffic/\d{4}/\d{2}/\d{2}/\d{2}/\d{2}-\d{2}-\d{3}-[0-9a-f-]{36}\.jsonl$"
@@ -158,3 +158,42 @@ def test_text_content_types_are_kept_as_text(content_type: str) -> None:
     encoded = capture_record(capture)["captureData"]["endpointInput"]
     assert encoded["data"] == "1,2,3"
     assert encoded["encoding"] == ("CSV" if content_type == "text/csv" else "JSON")
+
+
+@pytest.mark.parametrize(
+    ("request_type", "request_body", "inference_id"),
+    [
+        ("image/png", b"\x89PNG\x00\xff", "id-1"),
+        ("application/json; charset=utf-8", '{"x": "caf\u00e9 \\"q\\"\n"}'.encode(), ""),
+        ("text/csv", b"1,2,\t3\r\n", 'quote " and \\ back'),
+        ("application/json", b"\xff not utf-8", "id-4"),  # undecodable JSON: base64
+        ("image/png", b"", "\u00fcnicode-id"),
+    ],
+)
+def test_the_files_lines_are_the_records_documents(
+    request_type: str, request_body: bytes, inference_id: str
+) -> None:
+    capture = Capture(
+        **{
+            **a_capture(0).__dict__,
+            "request_type": request_type,
+            "request_body": request_body,
+            "inference_id": inference_id,
+        }
+    )
+    line = LineEncoder().line(capture)
+    assert line.endswith("\n") and "\n" not in line[:-1]
+    written, expected = json.loads(line), capture_record(capture)
+    assert re.fullmatch(r"[0-9a-f-]{36}", written["eventMetadata"].pop("eventId"))
+    expected["eventMetadata"].pop("eventId")
+    assert written == expected
+
+
+def test_the_encoder_keeps_each_records_own_second() -> None:
+    encoder = LineEncoder()
+    first = a_capture(0)
+    later = Capture(**{**first.__dict__, "time": first.time + dt.timedelta(seconds=61)})
+    times = [
+        json.loads(encoder.line(c))["eventMetadata"]["inferenceTime"] for c in (first, later, first)
+    ]
+    assert times == ["2026-12-01T20:01:48Z", "2026-12-01T20:02:49Z", "2026-12-01T20:01:48Z"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from local_mlops.errors import LocalMlopsError
-from local_mlops.serving.fleet import fetch_model
+from local_mlops.serving.fleet import fetch_model, socket_path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from capture_helpers import moto_bucket  # noqa: E402
@@ -54,3 +54,18 @@ def test_a_corrupt_archive_names_the_model(tmp_path: Path) -> None:
         s3.put_object(Bucket="bkt", Key="broken.tar.gz", Body=b"not a tar at all")
         with pytest.raises(LocalMlopsError, match="broken.tar.gz is not a readable tar.gz"):
             fetch_model(s3, "s3://bkt/broken.tar.gz", tmp_path / "model")
+
+
+def test_each_instance_gets_its_own_short_socket_path(tmp_path: Path) -> None:
+    one = socket_path(tmp_path / "sock", "local-mlops-digits-v1-abc-0")
+    two = socket_path(tmp_path / "sock", "local-mlops-digits-v1-abc-1")
+    assert one and two and Path(one).parent != Path(two).parent
+    assert (
+        Path(one).name == "serve.sock" and Path(one).parent.parent == (tmp_path / "sock").resolve()
+    )
+    assert socket_path(None, "x") == ""
+
+
+def test_a_socket_path_over_the_kernels_limit_means_the_port(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    assert socket_path(deep, "local-mlops-digits-v1-abc-0") == ""

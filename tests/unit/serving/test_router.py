@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from pathlib import Path
 
 import boto3
 import pytest
@@ -147,6 +148,20 @@ def test_an_endpoint_that_is_not_in_service_refuses_with_its_status(
     assert "is Creating, not InService" in error.value.response["Error"]["Message"]
 
 
+def one_instance(store: st.EndpointStore, router: RouterThread, instance: st.Instance) -> None:
+    """Endpoint ``digits`` on one instance, capture off, and the router told."""
+    fleet = st.Fleet("v1-a", 1, "arn", "/m", "img", [instance])
+    store.put(
+        st.Endpoint(
+            "digits",
+            st.IN_SERVICE,
+            [st.Variant(st.DEFAULT_VARIANT, 1, 1.0, [fleet])],
+            st.DataCapture(False, 100, "s3://bkt/datacapture"),
+        )
+    )
+    router.reload()
+
+
 def test_a_model_that_drops_the_connection_is_a_model_error_not_a_success(
     store: st.EndpointStore, router: RouterThread
 ) -> None:
@@ -165,16 +180,7 @@ def test_a_model_that_drops_the_connection_is_a_model_error_not_a_success(
             conn.close()
 
     threading.Thread(target=drop, daemon=True).start()
-    fleet = st.Fleet("v1-a", 1, "arn", "/m", "img", [st.Instance("i0", listener.getsockname()[1])])
-    store.put(
-        st.Endpoint(
-            "digits",
-            st.IN_SERVICE,
-            [st.Variant(st.DEFAULT_VARIANT, 1, 1.0, [fleet])],
-            st.DataCapture(False, 100, "s3://bkt/datacapture"),
-        )
-    )
-    router.reload()
+    one_instance(store, router, st.Instance("i0", listener.getsockname()[1]))
     client = runtime(router.url)
     try:
         with pytest.raises(client.exceptions.ModelError) as error:
@@ -183,3 +189,37 @@ def test_a_model_that_drops_the_connection_is_a_model_error_not_a_success(
         listener.close()
     assert error.value.response["OriginalStatusCode"] == 0
     assert "closed the connection before answering" in error.value.response["OriginalMessage"]
+
+
+def test_an_instance_with_a_socket_is_reached_through_it_and_else_through_its_port(
+    store: st.EndpointStore, router: RouterThread, tmp_path: Path
+) -> None:
+    # Two servers stand for the two ways into one instance; the version they answer says which.
+    by_port, by_socket = FakeModel(1), FakeModel(2, unix_path=str(tmp_path / "serve.sock"))
+    try:
+        for socket_path, expected in ((str(tmp_path / "serve.sock"), 2), ("", 1)):
+            one_instance(store, router, st.Instance("i0", by_port.port, socket_path))
+            reply = runtime(router.url).invoke_endpoint(
+                EndpointName="digits", Body=b"x", ContentType="image/png"
+            )
+            assert json.loads(reply["Body"].read())["version"] == expected
+    finally:
+        by_port.close()
+        by_socket.close()
+
+
+def test_a_socket_nobody_listens_on_falls_back_to_the_port(
+    store: st.EndpointStore, router: RouterThread, model: FakeModel, tmp_path: Path
+) -> None:
+    import socket
+
+    stale = tmp_path / "serve.sock"  # left by a killed server: the file is there, no listener
+    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).bind(str(stale))
+    for path in (str(stale), str(tmp_path / "missing.sock")):
+        one_instance(store, router, st.Instance("i0", model.port, path))
+        client = runtime(router.url)
+        for _ in range(3):
+            reply = client.invoke_endpoint(
+                EndpointName="digits", Body=b"x", ContentType="image/png"
+            )
+            assert json.loads(reply["Body"].read())["version"] == 1
