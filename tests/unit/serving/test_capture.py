@@ -197,3 +197,14 @@ def test_the_encoder_keeps_each_records_own_second() -> None:
         json.loads(encoder.line(c))["eventMetadata"]["inferenceTime"] for c in (first, later, first)
     ]
     assert times == ["2026-12-01T20:01:48Z", "2026-12-01T20:02:49Z", "2026-12-01T20:01:48Z"]
+
+
+def test_every_line_gets_its_own_random_version_4_event_id() -> None:
+    import uuid
+
+    encoder = LineEncoder()
+    ids = [json.loads(encoder.line(a_capture(0)))["eventMetadata"]["eventId"] for _ in range(600)]
+    assert len(set(ids)) == len(ids)  # more than one batch of drawn ids
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
