@@ -152,13 +152,23 @@ def evaluate_split(
 
 
 def make_optimizer(model: nn.Module, hp: Hyperparameters) -> torch.optim.Optimizer:
-    """AdamW or SGD with Nesterov momentum."""
+    """AdamW or SGD with Nesterov momentum, as fused kernels.
+
+    The default (one Python-level update per parameter tensor) spent 15 ms of every resnet18
+    step on 2 cores, 4% of a digits run's training time; the fused kernels do the same update
+    in one pass per tensor (``fused=True``, on CPU since torch 2.4).
+    """
     params = list(model.parameters())
     if hp.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=hp.learning_rate, momentum=0.9, nesterov=True, weight_decay=hp.weight_decay
+            params,
+            lr=hp.learning_rate,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=hp.weight_decay,
+            fused=True,
         )
-    return torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    return torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay, fused=True)
 
 
 def make_scheduler(

@@ -28,6 +28,10 @@ def test_private_hooks_exist() -> None:
     assert isinstance(local_session.LocalSagemakerClient._training_jobs, dict)
     assert isinstance(local_session.LocalSagemakerClient._processing_jobs, dict)
     assert hasattr(local_session.LocalSagemakerClient.create_model, "__wrapped__")
+    from sagemaker.workflow.pipeline import Pipeline
+
+    # LocalTarget.start calls these bodies without the telemetry decorator.
+    assert hasattr(Pipeline.create, "__wrapped__") and hasattr(Pipeline.start, "__wrapped__")
     assert "sagemaker_config" in inspect.signature(local_session.LocalSession.__init__).parameters
     assert hasattr(entities._LocalPipeline, "start") and isinstance(
         entities._LocalPipeline._executions, dict
