@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from . import contract, shards, splits
 from .errors import UserError, run_entrypoint
 from .features import build_constraints, build_statistics, image_features
 from .images import content_hash, open_image, to_rgb_array
 from .manifest import DEFAULT_LABEL_ATTRIBUTE, load_records, read_classes, resolve_source_ref
+from .stratified import stratified_split
 
 SPLITS = (contract.TRAIN_CHANNEL, contract.VALIDATION_CHANNEL, contract.TEST_SPLIT)
 
@@ -109,12 +109,8 @@ def split_indices(labels: np.ndarray, val: float, test: float, seed: int) -> dic
     """Seeded stratified train/validation/test indices (sorted within each split)."""
     indices = np.arange(len(labels))
     try:
-        rest, test_idx = train_test_split(
-            indices, test_size=test, stratify=labels, random_state=seed
-        )
-        train_idx, val_idx = train_test_split(
-            rest, test_size=val / (1 - test), stratify=labels[rest], random_state=seed
-        )
+        rest, test_idx = stratified_split(indices, labels, test, seed)
+        train_idx, val_idx = stratified_split(rest, labels[rest], val / (1 - test), seed)
     except ValueError as error:
         raise UserError(
             f"cannot make a stratified split ({error}); every class needs enough "
