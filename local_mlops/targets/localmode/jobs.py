@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from sagemaker.local.entities import _LocalProcessingJob, _LocalTrainingJob
 from sagemaker.local.image import _SageMakerContainer
 from sagemaker.local.local_session import LocalSagemakerClient
 
+from local_mlops.errors import LocalMlopsError
 from local_mlops.targets.localmode.artifacts import retrieve_artifacts
 from local_mlops.targets.localmode.dockerrun import (
     WORKING_DIR_LABEL,
@@ -125,38 +125,53 @@ def job_reason(container: Any) -> str:
     return "; ".join(f"{host}: {reason}" for host, reason in reasons.items())
 
 
-def _docker(*argv: str, timeout: float = 30) -> str:
-    done = subprocess.run(
-        ["docker", *argv], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    return done.stdout if done.returncode == 0 else ""
+def job_containers(container_root: str) -> list[Any]:
+    """The job's containers (docker SDK objects, inspected), found by compose's label."""
+    from local_mlops.devenv.dockerhost import docker_client
+
+    label = f"{WORKING_DIR_LABEL}={container_root}"
+    return list(docker_client().containers.list(all=True, filters={"label": label}))
 
 
-def inspect_job_containers(outcome: JobOutcome) -> None:
-    """Fill exit code, OOM flag and log from the job's containers (found by compose label)."""
+def inspect_job_containers(outcome: JobOutcome) -> list[Any]:
+    """Fill exit code, OOM flag and log from the job's containers (found by compose label);
+    returns them. Through the engine's API: three ``docker`` CLI processes per job cost 0.13 s."""
     if not outcome.container_root:
-        return
-    ids = _docker(
-        "ps", "-aq", "--filter", f"label={WORKING_DIR_LABEL}={outcome.container_root}"
-    ).split()
-    outcome.container_ids = ids
+        return []
+    containers = job_containers(outcome.container_root)
+    outcome.container_ids = [c.short_id for c in containers]
     logs = []
-    for container_id in ids:
-        state = _docker("inspect", "-f", "{{.State.ExitCode}} {{.State.OOMKilled}}", container_id)
-        parts = state.split()
-        code = int(parts[0]) if len(parts) == 2 else 0
-        if len(parts) == 2:
-            if outcome.exit_code in (None, 0) or code >= SIGNAL_EXIT:
-                outcome.exit_code = code or outcome.exit_code  # a killed host wins (lost instance)
-            outcome.oom_killed = outcome.oom_killed or parts[1] == "true"
-        done = subprocess.run(
-            ["docker", "logs", container_id], capture_output=True, text=True, timeout=30
-        )
-        text = (done.stdout + done.stderr).replace("\r\n", "\n").replace("\r", "\n")
+    for container in containers:
+        state = container.attrs.get("State") or {}
+        code = int(state.get("ExitCode") or 0)
+        if outcome.exit_code in (None, 0) or code >= SIGNAL_EXIT:
+            outcome.exit_code = code or outcome.exit_code  # a killed host wins (lost instance)
+        outcome.oom_killed = outcome.oom_killed or bool(state.get("OOMKilled"))
+        text = container.logs().decode("utf-8", "replace")
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
         logs.append((_log_order(code), text))
     # Several hosts: the log of the one that said why it failed (exit 1 or 2) comes last, so the
     # failure's log tail ends with the reason rather than with a killed host's last epoch.
     outcome.log = "".join(text for _, text in sorted(logs, key=lambda pair: pair[0]))
+    return containers
+
+
+def remove_in_background(containers: list[Any]) -> None:
+    """Remove a finished job's containers while the run goes on (the engine's work, ~70 ms a
+    container, off the run's path). Not a daemon thread: the process waits for it at exit, and
+    the run's cleanup removes whatever is still there."""
+
+    def remove() -> None:
+        from docker.errors import DockerException
+
+        for container in containers:
+            try:
+                container.remove(force=True)
+            except DockerException as exc:  # gone already, or being removed by the cleanup
+                logger.debug("container %s not removed here: %s", container.short_id, exc)
+
+    if containers:
+        threading.Thread(target=remove, name="job-container-removal").start()
 
 
 SIGNAL_EXIT = 128
@@ -207,9 +222,11 @@ class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
         return outcome
 
     def _finish(self, outcome: JobOutcome, error: BaseException | None) -> None:
+        from docker.errors import DockerException
+
         try:
-            inspect_job_containers(outcome)
-        except (OSError, subprocess.SubprocessError) as exc:
+            remove_in_background(inspect_job_containers(outcome))
+        except (OSError, DockerException, LocalMlopsError) as exc:
             logger.warning("could not inspect the containers of job %s: %s", outcome.job_name, exc)
         if error is not None:
             outcome.failure = Failure(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -56,21 +55,27 @@ def test_a_job_holds_its_cores_once_and_splits_them_between_its_hosts(
     assert cores == min(2, os.cpu_count() or 1)
 
 
+class FakeJobContainer:
+    """What the docker SDK gives for a finished job container."""
+
+    def __init__(self, short_id: str, exit_code: int, log: str) -> None:
+        self.short_id = short_id
+        self.attrs = {"State": {"ExitCode": exit_code, "OOMKilled": False}}
+        self._log = log
+
+    def logs(self) -> bytes:
+        return self._log.encode()
+
+
 def test_the_host_that_said_why_it_failed_ends_the_log(monkeypatch: pytest.MonkeyPatch) -> None:
     """algo-2 was killed (137) mid-epoch, algo-1 then failed with the reason (exit 2)."""
-    states = {"c1": "2 false", "c2": "137 false"}
-    logs = {"c1": "epoch=1/40\nerror: lost a peer while training\n", "c2": "rank 1 of 2\n"}
-
-    def docker(*argv: str, timeout: float = 30) -> str:
-        return "c1\nc2\n" if argv[0] == "ps" else states[argv[-1]]
-
-    def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
-        return subprocess.CompletedProcess(argv, 0, logs[argv[-1]], "")
-
-    monkeypatch.setattr(jobs, "_docker", docker)
-    monkeypatch.setattr(jobs.subprocess, "run", run)
+    found = [
+        FakeJobContainer("c1", 2, "epoch=1/40\r\nerror: lost a peer while training\n"),
+        FakeJobContainer("c2", 137, "rank 1 of 2\n"),
+    ]
+    monkeypatch.setattr(jobs, "job_containers", lambda root: found if root == "/tmp/job" else [])
     outcome = JobOutcome("job-1", "/tmp/job")
-    jobs.inspect_job_containers(outcome)
+    assert jobs.inspect_job_containers(outcome) == found
     assert outcome.log_tail[-1] == "error: lost a peer while training"
     assert outcome.exit_code == 137  # a lost instance: the step's retry policy may try again
     assert outcome.container_ids == ["c1", "c2"]
