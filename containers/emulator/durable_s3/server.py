@@ -13,9 +13,18 @@ two writers of one key leave the later state on disk. Part uploads and multipart
 change no object and are not persisted (an upload cut by a kill is simply gone, as on S3).
 Requests for other services (SageMaker, ECR: the cloud path's test double) are not persisted.
 
-moto internals used (moto 5.2.5, pinned; ``tests/unit/test_durable_s3.py`` covers each):
+Reads are passed to moto unchanged, except a plain ranged GetObject (boto3's ``download_file``
+of an object over 8 MB): ``ranges.py`` answers it with the range's bytes only, after moto has
+answered the same request as a HEAD (moto alone copies the whole object for every range).
+
+moto internals used (moto 5.2.5, pinned; ``tests/unit/emulator/test_durable_s3.py`` and
+``test_durable_s3_ranges.py`` cover each):
 ``s3_backends.bucket_accounts``, ``s3_backends[account][partition].buckets``, ``FakeBucket.keys``,
-``FakeKey.value/etag/metadata/last_modified``, ``S3Backend.create_bucket/put_object``.
+``FakeKey.value/etag/metadata/last_modified``, ``S3Backend.create_bucket/put_object``; for ranged
+GETs also ``FakeKey._value_buffer/lock/size/storage_class``,
+``FakeBucket.policy/logging/versioning_status``, ``moto.settings.INITIAL_NO_AUTH_ACTION_COUNT``,
+and the behaviour of ``S3Response._handle_range_header``, ``head_object`` and ``get_object``
+(listed in ``ranges.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from durable_s3.ranges import RangedGets
 from durable_s3.store import ObjectStore, StoredObject
 
 logger = logging.getLogger("durable_s3")
@@ -202,12 +212,17 @@ class DurableS3:
         self.app = app
         self.persister = persister
         self.status = status
+        self.ranged_gets = RangedGets(app)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == STATUS_PATH:
             body = json.dumps(self.status).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
+        if environ.get("REQUEST_METHOD") == "GET" and "HTTP_RANGE" in environ:
+            ranged = self.ranged_gets(environ, start_response)
+            if ranged is not None:
+                return ranged
         change = change_of(environ)
         if change is None:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
