@@ -28,6 +28,7 @@ from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
 from sagemaker.model import Model
 from sagemaker.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.network import NetworkConfig
 from sagemaker.processing import ProcessingInput, ProcessingOutput, Processor
 from sagemaker.tuner import CategoricalParameter, ContinuousParameter, HyperparameterTuner
 from sagemaker.workflow.condition_step import ConditionStep
@@ -125,6 +126,8 @@ def _processor(
         sagemaker_session=target.session,
         base_job_name=f"local-mlops-{name}",
         tags=tags,
+        # The steps read and write only their mounted folders: no network, on both targets.
+        network_config=NetworkConfig(enable_network_isolation=True),
     )
 
 
@@ -220,6 +223,9 @@ def build_pipeline(
         max_run=3600,
         max_wait=7200 if spot else None,
         checkpoint_s3_uri=f"{prefix}/checkpoints" if spot else None,
+        # Channels in, the model out: nothing else (ImageNet weights come as the pretrained
+        # channel, fetched by the host). Hosts of a distributed job still reach each other.
+        enable_network_isolation=True,
     )
     train_inputs = {
         name: TrainingInput(s3_data=outputs[name].S3Output.S3Uri)

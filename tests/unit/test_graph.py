@@ -181,3 +181,14 @@ def test_batch_score_local_and_cloud_differ_only_in_session_values() -> None:
     assert score["TransformResources"]["InstanceType"].startswith("ml.")
     score["TransformResources"]["InstanceType"] = "local"
     assert local == cloud
+
+
+@pytest.mark.parametrize("target", ["local", "cloud"])
+def test_every_job_runs_with_network_isolation(target: str) -> None:
+    steps = {s["Name"]: s for s in definition(target)["Steps"]}
+    for name in ("ValidateData", "Preprocess", "Evaluate"):
+        network = steps[name]["Arguments"].get("NetworkConfig") or {}
+        assert network.get("EnableNetworkIsolation") is True, name
+    assert steps["Train"]["Arguments"]["EnableNetworkIsolation"] is True
+    tuned = {s["Name"]: s for s in definition(target, tune=True)["Steps"]}["Tune"]
+    assert tuned["Arguments"]["TrainingJobDefinition"]["EnableNetworkIsolation"] is True

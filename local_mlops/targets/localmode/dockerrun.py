@@ -11,7 +11,9 @@ alias, labels and GPUs, a TTY as compose gives it (stdout and stderr in one orde
 The container is left stopped as compose leaves it, labelled with compose's working-dir
 label, so finding, inspecting and removing a job's containers is the same for both.
 
-Several hosts (distributed training) keep compose: ``--abort-on-container-exit`` across
+A job with network isolation (the pipeline's processing steps, which read and write only their
+mounted folders) runs with no network, as SageMaker runs it. Several hosts (distributed training)
+keep compose, and their network: ``--abort-on-container-exit`` across
 containers is what stops the others when one fails. A service with a key this does not
 translate keeps compose too, so nothing the SDK asks for is dropped.
 """
@@ -48,8 +50,15 @@ _network_lock = threading.Lock()
 _network_ready = False
 
 
-def docker_run_command(compose_data: dict, container_root: str) -> list[str] | None:
-    """``docker run`` for the compose file's one service, or None when compose must run it."""
+def docker_run_command(
+    compose_data: dict, container_root: str, isolated: bool = False
+) -> list[str] | None:
+    """``docker run`` for the compose file's one service, or None when compose must run it.
+
+    ``isolated``: the job asked for SageMaker's network isolation (``EnableNetworkIsolation``):
+    the container gets no network at all (``--network none``), which also spares the engine
+    setting up its interface, ~0.1 s a container here.
+    """
     services = compose_data.get("services") or {}
     if len(services) != 1:
         return None
@@ -69,7 +78,9 @@ def docker_run_command(compose_data: dict, container_root: str) -> list[str] | N
     labels[WORKING_DIR_LABEL] = container_root
     for key, value in labels.items():
         argv += ["--label", f"{key}={value}"]
-    if networks:
+    if isolated:
+        argv += ["--network", "none"]
+    elif networks:
         argv += ["--network", NETWORK]
         for alias in (networks[NETWORK] or {}).get("aliases") or [host]:
             argv += ["--network-alias", str(alias)]

@@ -73,6 +73,7 @@ class JobContainer(_SageMakerContainer):
 
     failure_reasons: dict[str, str]
     compose_data: dict | None = None
+    network_isolation = False  # the job's EnableNetworkIsolation (one host: no network at all)
 
     def _generate_compose_file(
         self, command: str, additional_volumes: Any = None, additional_env_vars: Any = None
@@ -85,10 +86,13 @@ class JobContainer(_SageMakerContainer):
     def _compose(self, detached: bool = False) -> list[str]:
         argv = None
         if not detached and self.compose_data is not None and not self.is_studio:
-            argv = docker_run_command(self.compose_data, str(self.container_root))
+            argv = docker_run_command(
+                self.compose_data, str(self.container_root), self.network_isolation
+            )
         if argv is None:
             return super()._compose(detached)
-        ensure_network()
+        if not self.network_isolation:
+            ensure_network()
         logger.info("docker command: %s", " ".join(argv))
         return argv
 
@@ -267,6 +271,7 @@ class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
             AlgorithmSpecification["TrainingImage"],
             sagemaker_session=self.sagemaker_session,
         )
+        container.network_isolation = bool(kwargs.get("EnableNetworkIsolation"))
         if AlgorithmSpecification.get("ContainerEntrypoint"):
             container.container_entrypoint = AlgorithmSpecification["ContainerEntrypoint"]
         if AlgorithmSpecification.get("ContainerArguments"):
@@ -306,6 +311,8 @@ class ExtendedLocalSagemakerClient(TransformJobs, LocalSagemakerClient):
         container = processing_container(
             self.sagemaker_session, AppSpecification, ProcessingResources
         )
+        network = kwargs.get("NetworkConfig") or {}
+        container.network_isolation = bool(network.get("EnableNetworkIsolation"))
         processing_job = _LocalProcessingJob(container)
         outcome = JobOutcome(ProcessingJobName, None)
         try:
@@ -375,6 +382,8 @@ class LocalJobClient(TransformJobs, LocalSagemakerClient):
         container = processing_container(
             self.sagemaker_session, AppSpecification, ProcessingResources
         )
+        network = kwargs.get("NetworkConfig") or {}
+        container.network_isolation = bool(network.get("EnableNetworkIsolation"))
         processing_job = _LocalProcessingJob(container)
         processing_job.start(
             ProcessingInputs or [],

@@ -122,3 +122,18 @@ def test_what_docker_run_would_drop_keeps_compose(
     container._generate_compose_file("train", additional_volumes=[], additional_env_vars=env)
     assert container._compose()[0] == "docker-compose"
     assert not (tmp_path / dockerrun.ENV_FILE).exists()
+
+
+def test_a_job_with_network_isolation_gets_no_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+    container = _container(tmp_path, monkeypatch)
+    monkeypatch.setattr(jobs, "ensure_network", lambda: made.append("sagemaker-local"))
+    container.network_isolation = True
+    container._generate_compose_file("process", additional_volumes=[], additional_env_vars={})
+    argv = container._compose()
+    pairs = list(zip(argv, argv[1:], strict=False))
+    assert ("--network", "none") in pairs
+    assert "--network-alias" not in argv and "sagemaker-local" not in argv
+    assert made == []  # no network is made for it either

@@ -103,3 +103,30 @@ def test_a_failed_job_says_the_reason_its_host_wrote_in_one_line(tmp_path: Path)
     assert jobs.job_reason(container) == "algo-1: bad data; algo-2: other"
     with pytest.raises(jobs.JobFailedError, match="Failed to run.*\nLast log lines:\nepoch=1"):
         client._raise_failed(outcome, RuntimeError("Failed to run"), "")
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_training_job_asking_for_network_isolation_gets_it(
+    isolated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[FakeContainer] = []
+
+    class Recorded(FakeContainer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(jobs, "JobContainer", Recorded)
+    monkeypatch.setattr(jobs, "_LocalTrainingJob", FakeJob)
+    monkeypatch.setattr(jobs, "inspect_job_containers", lambda outcome: [])
+    client = jobs.ExtendedLocalSagemakerClient.__new__(jobs.ExtendedLocalSagemakerClient)
+    jobs.ExtendedLocalSagemakerClient.__init__(client, SimpleNamespace(config={}))
+    extra = {"EnableNetworkIsolation": True} if isolated else {}
+    client.create_training_job(
+        "job-1",
+        {"TrainingImage": "image:tag"},
+        {"S3OutputPath": ""},
+        {"InstanceType": "local", "InstanceCount": 1},
+        **extra,
+    )
+    assert [c.network_isolation for c in made] == [isolated]  # type: ignore[attr-defined]
