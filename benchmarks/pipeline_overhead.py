@@ -113,6 +113,28 @@ def bare_loop_seconds(
     return epochs * int(count) / float(rate), int(count)
 
 
+def epochs_rate(bare_seconds: float, count: int, settings: Settings) -> float:
+    return settings.epochs * count / bare_seconds if bare_seconds else 0.0
+
+
+def train_step_rate(settings: Settings, url: str, result: runner.RunResult) -> float:
+    """The Train step's own images/s over its epochs (model.json's metrics, from the artifact)."""
+    import io
+    import tarfile
+
+    package = result.model_package or {}
+    containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+    uri = str(containers[0].get("ModelDataUrl", ""))
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not key:
+        return 0.0
+    body = s3_client(settings, url).get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as archive:
+        member = archive.extractfile("model.json")
+        meta = json.loads(member.read()) if member else {}
+    return float(meta.get("metrics", {}).get("images_per_sec", 0.0))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=None)
@@ -131,9 +153,14 @@ def main() -> None:
             assert cold.succeeded, cold.failure_reason
             bare, count = bare_loop_seconds(settings, endpoint.url, cold, settings.epochs)
             inside = sum(b - a for a, b in spans)
-            rows.append(
-                {"wall": wall, "inside": inside, "bare": bare, "steps": per_step(cold, spans)}
+            rates = (
+                train_step_rate(settings, endpoint.url, cold),
+                epochs_rate(bare, count, settings),
             )
+            rows.append(
+                {"wall": wall, "inside": inside, "bare": bare, "steps": per_step(cold, spans),
+                 "rates": rates}
+            )  # fmt: skip
         cached = runner.RunOptions(cache=True, parameters=params)
         fill, fill_wall, fill_spans = timed_run(settings, cached)
         assert fill.succeeded, fill.failure_reason
@@ -150,6 +177,10 @@ def main() -> None:
         print(f"{f'round {i}: run --no-cache':38}{row['wall']:>8.1f}{row['inside']:>17.1f}")
         for name, step_wall, step_inside in row["steps"]:
             print(f"{'  ' + name:38}{step_wall:>8.1f}{step_inside:>17.1f}")
+    for i, row in enumerate(rows, 1):
+        train_rate, bare_rate = row["rates"]
+        print(f"round {i}: Train step's epochs {train_rate:.1f} img/s (fused AdamW/SGD kernels, "
+              f"augmentation), bare loop {bare_rate:.1f} img/s (torch's default AdamW)")  # fmt: skip
     fill_inside = sum(b - a for a, b in fill_spans)
     print(f"{'run with the cache on (fills it)':38}{fill_wall:>8.1f}{fill_inside:>17.1f}")
     warm_inside = sum(b - a for a, b in warm_spans)

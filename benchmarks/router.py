@@ -13,8 +13,8 @@ concurrency 16; capture on >= 0.95x capture off at concurrency 16.
 The container is started as ``deploy`` starts an instance (published on 127.0.0.1, with the
 router's Unix socket); beside "direct" (its published port, which Docker relays through
 docker-proxy) the same client also calls the container's own bridge address, the floor without
-that relay. Each measurement runs ``--rounds`` times, interleaved with the others; the ratios
-are printed per round and as their median.
+that relay. Each measurement runs ``--rounds`` times, interleaved with the others (every other
+round in reverse order); the ratios are printed per round and as their median.
 
     python benchmarks/router.py [--requests 4000] [--rounds 3] [--backend stub|container]
 """
@@ -284,8 +284,9 @@ def main() -> None:
             if backend.bridge_url:
                 plan.insert(3, ("direct, no docker-proxy, c=16", backend.bridge_url, 16))
             runs: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in plan}
-            for _ in range(args.rounds):
-                for label, url, c in plan:
+            for number in range(args.rounds):
+                # Odd rounds run the plan backwards: no measurement always follows the same one.
+                for label, url, c in plan if number % 2 == 0 else plan[::-1]:
                     before = cpu_seconds(router.pid), cpu_seconds(backend.pid())
                     flush = f"http://127.0.0.1:{router_port}/_local-mlops/flush"
                     flush = flush if url == captured else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -154,7 +155,7 @@ def test_a_failed_upload_stays_spooled_and_goes_up_with_the_next_flush(
 @pytest.mark.parametrize("content_type", ["text/csv", "application/json"])
 def test_text_content_types_are_kept_as_text(content_type: str) -> None:
     capture = a_capture(0, content_type)
-    capture = Capture(**{**capture.__dict__, "request_body": b"1,2,3"})
+    capture = dataclasses.replace(capture, request_body=b"1,2,3")
     encoded = capture_record(capture)["captureData"]["endpointInput"]
     assert encoded["data"] == "1,2,3"
     assert encoded["encoding"] == ("CSV" if content_type == "text/csv" else "JSON")
@@ -173,13 +174,11 @@ def test_text_content_types_are_kept_as_text(content_type: str) -> None:
 def test_the_files_lines_are_the_records_documents(
     request_type: str, request_body: bytes, inference_id: str
 ) -> None:
-    capture = Capture(
-        **{
-            **a_capture(0).__dict__,
-            "request_type": request_type,
-            "request_body": request_body,
-            "inference_id": inference_id,
-        }
+    capture = dataclasses.replace(
+        a_capture(0),
+        request_type=request_type,
+        request_body=request_body,
+        inference_id=inference_id,
     )
     line = LineEncoder().line(capture)
     assert line.endswith("\n") and "\n" not in line[:-1]
@@ -192,7 +191,7 @@ def test_the_files_lines_are_the_records_documents(
 def test_the_encoder_keeps_each_records_own_second() -> None:
     encoder = LineEncoder()
     first = a_capture(0)
-    later = Capture(**{**first.__dict__, "time": first.time + dt.timedelta(seconds=61)})
+    later = dataclasses.replace(first, time=first.time + dt.timedelta(seconds=61))
     times = [
         json.loads(encoder.line(c))["eventMetadata"]["inferenceTime"] for c in (first, later, first)
     ]
