@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import signal
 import threading
 import time
@@ -292,9 +293,11 @@ def run(
     try:
         package = result.model_package
         if settings.auto_approve and package and package.get("ModelApprovalStatus") != "Approved":
+            deployed_at = dt.datetime.now(dt.UTC)
             after["deployment"] = _approve_and_deploy(settings, package)
             if settings.first_report:
-                after["first_report"] = _first_report(settings, after["deployment"]["endpoint"])
+                endpoint = after["deployment"]["endpoint"]
+                after["first_report"] = _first_report(settings, endpoint, deployed_at)
     finally:
         if as_json:
             print_json(result.as_dict() | after)
@@ -319,8 +322,11 @@ def _approve_and_deploy(settings: Any, package: dict[str, Any]) -> dict[str, Any
     return {"endpoint": view, "sample_prediction": sample}
 
 
-def _first_report(settings: Any, endpoint: dict[str, Any]) -> dict[str, Any] | None:
-    """first_report: a burst of clean traffic and one monitoring job (local endpoints only)."""
+def _first_report(
+    settings: Any, endpoint: dict[str, Any], since: dt.datetime
+) -> dict[str, Any] | None:
+    """first_report: a burst of clean traffic and one monitoring job (local endpoints only),
+    over what the endpoint captured ``since`` this run deployed it."""
     from local_mlops.monitoring.first_report import first_report, one_line
     from local_mlops.targets import kind_of
     from local_mlops.targets.endpoints import opened
@@ -332,6 +338,6 @@ def _first_report(settings: Any, endpoint: dict[str, Any]) -> dict[str, Any] | N
         say("first_report: skipped (data_capture is off: nothing would be captured to monitor)")
         return None
     with opened(settings, say, persistent=True) as (target, _):
-        result = first_report(settings, target, endpoint["name"], say)
+        result = first_report(settings, target, endpoint["name"], say, since=since)
     err.print(f"[green]✓[/green] {one_line(result)}")
     return result
