@@ -146,9 +146,12 @@ def _run_job(
             )
         elif prefix == CAPTURE_PREFIX:
             say(f"No data captured for endpoint {endpoint!r} yet: the report will be empty.")
+    # Whole minutes read well for `monitor run`'s hour; a window of seconds (the main job's
+    # first report) needs them.
+    clock = "%H:%M" if (end - start).total_seconds() >= 300 else "%H:%M:%S"
     say(
-        f"Monitoring {endpoint} from {start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC against model "
-        f"version {package.get('ModelPackageVersion')} ..."
+        f"Monitoring {endpoint} from {start:%Y-%m-%d} {start.strftime(clock)} to "
+        f"{end.strftime(clock)} UTC against model version {package.get('ModelPackageVersion')} ..."
     )
     processor = Processor(
         role=target.role_arn,
