@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -79,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
         if server.started:
+            # What start-up made (botocore's service models, the app, the loop) lives as long as
+            # the process: out of the collector's sight, a full collection no longer walks it.
+            gc.freeze()
             info = {"pid": os.getpid(), "host": args.host, "port": args.port}
             (serving_dir / ROUTER_FILE).write_text(json.dumps(info))
             print(f"router on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
